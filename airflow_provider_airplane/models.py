@@ -1,0 +1,105 @@
+"""Runs as the API describes them, parsed leniently (see the API reference, section 5)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import pendulum
+
+log = logging.getLogger(__name__)
+
+
+class RunStatus(str, Enum):
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_status(value: Any) -> RunStatus | str:
+    """A known status, or the raw string for one this version does not know (never terminal)."""
+    try:
+        return RunStatus(value)
+    except ValueError:
+        log.warning(
+            "Airplane reported run status %r, which this provider version does not know; "
+            "treating it as not finished. Upgrade airflow-provider-airplane if it persists.",
+            value,
+        )
+        return str(value)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 or Postgres text (``2022-01-11 22:32:45.601486+00``); empty or null is unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    if len(text) >= 3 and text[-3] in "+-" and text[-2:].isdigit() and ":" not in text[-6:]:
+        text += ":00"  # Postgres writes "+00"; ISO 8601 parsers want "+00:00"
+    try:
+        parsed = pendulum.parse(text)
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        log.warning("Could not parse Airplane timestamp %r; ignoring it.", value)
+        return None
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+@dataclass(frozen=True)
+class AirplaneRun:
+    id: str
+    status: RunStatus | str
+    task_id: str | None = None
+    param_values: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    active_at: datetime | None = None
+    succeeded_at: datetime | None = None
+    failed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = None
+    zone_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return isinstance(self.status, RunStatus) and self.status.is_terminal
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> AirplaneRun:
+        """Accept the public flat object, the CLI's ``{"run": {...}}`` and ``runID`` instead of ``id``."""
+        data = body["run"] if isinstance(body.get("run"), dict) else body
+        run_id = _text(data.get("id")) or _text(data.get("runID"))
+        if run_id is None:
+            raise ValueError(f"Airplane run object has neither 'id' nor 'runID': {sorted(data)}")
+        return cls(
+            id=run_id,
+            status=parse_status(data.get("status")),
+            task_id=_text(data.get("taskID")),
+            param_values=data.get("paramValues") or {},
+            created_at=parse_time(data.get("createdAt")),
+            active_at=parse_time(data.get("activeAt")),
+            succeeded_at=parse_time(data.get("succeededAt")),
+            failed_at=parse_time(data.get("failedAt")),
+            cancelled_at=parse_time(data.get("cancelledAt")),
+            cancelled_by=_text(data.get("cancelledBy")),
+            zone_id=_text(data.get("zoneID")),
+            raw=data,
+        )
