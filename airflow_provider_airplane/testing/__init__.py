@@ -1,0 +1,25 @@
+"""A local Airplane API emulator: a real HTTP server for tests, demos and offline DAG development.
+
+``AirplaneEmulator`` runs in-process (a context manager); ``python -m airflow_provider_airplane.testing``
+runs it standalone, and ``EmulatorClient`` steers a standalone one over its ``/_emulator`` routes.
+Nothing here imports Airflow, so it starts fast and runs without it.
+
+    with AirplaneEmulator(api_key="tkn_test") as emu:
+        emu.add_task("refresh_customers", output={"rows": 3}, duration=2.0)
+        emu.add_task("nightly_report", fail=True, error="quota exceeded")
+        emu.inject_fault("/v0/runs/get", status=429, headers={"Retry-After": "1"})
+        ...  # point a connection at emu.url with emu.api_key
+        assert emu.request_counts()["/v0/runs/get"] >= 2
+
+Runs go NotStarted -> Queued (0.1 s) -> Active (0.2 s) -> Succeeded/Failed (after ``duration``),
+computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_emulator/tasks``,
+``POST /_emulator/keys``, ``POST/DELETE /_emulator/faults``, ``GET /_emulator/requests`` (counts),
+``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/reset``, ``GET/POST /_emulator/clock``.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_airplane.testing._client import EmulatorClient
+from airflow_provider_airplane.testing._server import AirplaneEmulator
+
+__all__ = ["AirplaneEmulator", "EmulatorClient"]

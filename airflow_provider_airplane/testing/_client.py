@@ -1,0 +1,118 @@
+"""``EmulatorClient``: the emulator's controls for a server in another process, over ``/_emulator``.
+
+Standard library only (urllib), so a test or a script can steer an emulator without extra packages.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+
+class EmulatorClient:
+    """The same controls as :class:`AirplaneEmulator`, sent to the emulator at ``url``."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/{route}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise RuntimeError(
+                f"emulator refused {method} /_emulator/{route}: HTTP {exc.code} {detail}"
+            ) from exc
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the emulator adds to the wall clock."""
+        return float(self._call("GET", "clock")["offset"])
+
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None:
+        self._call("POST", "clock", {"offset": seconds})
+
+    def add_task(
+        self,
+        slug: str,
+        *,
+        task_id: str | None = None,
+        output: Any = None,
+        duration: float = 0.0,
+        fail: bool = False,
+        error: str | None = None,
+        requires_request: bool = False,
+    ) -> str:
+        """Register (or replace) a task; ``output`` is a JSON value here (no callables over HTTP)."""
+        answer = self._call(
+            "POST",
+            "tasks",
+            {
+                "slug": slug,
+                "task_id": task_id,
+                "output": output,
+                "duration": duration,
+                "fail": fail,
+                "error": error,
+                "requires_request": requires_request,
+            },
+        )
+        return str(answer["id"])
+
+    def add_key(self, key: str, *, allowed: bool = True) -> None:
+        self._call("POST", "keys", {"key": key, "allowed": allowed})
+
+    def inject_fault(
+        self,
+        path: str | None = None,
+        *,
+        status: int | None = None,
+        count: int = 1,
+        rate: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+        drop: bool = False,
+        delay: float = 0.0,
+    ) -> None:
+        self._call(
+            "POST",
+            "faults",
+            {
+                "path": path,
+                "status": status,
+                "count": count,
+                "rate": rate,
+                "headers": dict(headers or {}),
+                "body": body,
+                "drop": drop,
+                "delay": delay,
+            },
+        )
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def request_counts(self) -> dict[str, int]:
+        return {str(path): int(n) for path, n in self._call("GET", "requests").items()}
+
+    def request_log(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "log"))
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "runs"))
+
+    def reset(self) -> None:
+        self._call("POST", "reset", {})
