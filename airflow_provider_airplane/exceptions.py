@@ -20,7 +20,7 @@ class AirplaneApiError(AirplaneError):
     def __init__(
         self, status_code: int | None, code: str | None, message: str, *, endpoint: str | None = None
     ) -> None:
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException types it as HTTPStatus
         self.code = code
         self.message = message
         self.endpoint = endpoint

@@ -14,7 +14,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-airplane",
         "name": "Airplane",
-        "description": "Run Airplane tasks from Airflow: start runs, wait for them, read their outputs, cancel them.",
+        "description": "Run Airplane tasks from Airflow: start, wait, read outputs, cancel.",
         "versions": [__version__],
         "integrations": [
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import pendulum
@@ -13,7 +13,7 @@ import pendulum
 log = logging.getLogger(__name__)
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     NOT_STARTED = "NotStarted"
     QUEUED = "Queued"
     ACTIVE = "Active"
@@ -24,9 +24,6 @@ class RunStatus(str, Enum):
     @property
     def is_terminal(self) -> bool:
         return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def parse_status(value: Any) -> RunStatus | str:

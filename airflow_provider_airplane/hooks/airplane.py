@@ -1,0 +1,502 @@
+"""Hooks for Airplane's REST API: ``AirplaneHook`` (requests) for workers, ``AirplaneAsyncHook`` (aiohttp)
+for triggers.
+
+Both only move bytes: requests, error mapping and retry decisions come from ``_core``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
+from functools import cached_property
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+import requests
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import AirflowException, BaseHook, mask_secret
+
+from airflow_provider_airplane.exceptions import (
+    AirplaneApiError,
+    AirplaneAuthError,
+    AirplaneRunTimeoutError,
+)
+from airflow_provider_airplane.hooks._core import (
+    MAX_PAGE_SIZE,
+    AirplaneConfig,
+    Answer,
+    ApiCore,
+    Call,
+    Failure,
+    HttpRequest,
+    Operation,
+    RetryPolicy,
+    after_cancel_error,
+    check_positive,
+    check_reference,
+    explain_test_failure,
+    outputs_unavailable,
+)
+from airflow_provider_airplane.models import AirplaneRun
+from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
+
+T = TypeVar("T")
+
+# test_connection answers a person waiting in the UI: no long backoff.
+_TEST_CONNECTION_ATTEMPTS = 2
+
+# Transport errors worth another attempt: the request may not have arrived, or its answer was lost.
+_REQUESTS_RETRYABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_AIOHTTP_RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+
+
+class _AirplaneHookBase(BaseHook):
+    """Connection parsing and retry settings shared by the sync and async hooks."""
+
+    conn_name_attr = "airplane_conn_id"
+    default_conn_name = "airplane_default"
+    conn_type = "airplane"
+    hook_name = "Airplane"
+
+    # Full-jitter backoff random()*min(cap, base*2**(n-1)); class attributes so tests can shrink them.
+    backoff_base: float = 0.1
+    backoff_cap: float = 30.0
+    # Honour Retry-After, but never park a worker or the triggerer longer than this on one answer.
+    retry_after_max: float = 120.0
+
+    def __init__(
+        self,
+        airplane_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_attempts: int = 10,
+        env_slug: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
+        self.airplane_conn_id = airplane_conn_id
+        self.timeout = None if timeout is None else check_positive(timeout, "timeout")
+        self.max_attempts = max_attempts
+        self.env_slug = env_slug
+        # The jitter source; a test may pin it (e.g. ``lambda: 1.0``) to assert exact delays.
+        self.jitter: Callable[[], float] = random.random
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(airplane_conn_id={self.airplane_conn_id!r})"
+
+    def _build_config(
+        self, host: str | None, port: int | None, password: str | None, extra: Any
+    ) -> AirplaneConfig:
+        return AirplaneConfig.from_connection(
+            self.airplane_conn_id,
+            host=host,
+            port=port,
+            password=password,
+            extra=extra if isinstance(extra, Mapping) else {},
+            timeout=self.timeout,
+            env_slug=self.env_slug,
+        )
+
+    def _policy(self, max_attempts: int | None = None) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=max_attempts or self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            retry_after_max=self.retry_after_max,
+            jitter=self.jitter,
+        )
+
+
+class AirplaneHook(_AirplaneHookBase):
+    """Start, inspect, list and cancel Airplane runs from a worker (blocking, one keep-alive session).
+
+    ``env_slug`` overrides the connection's environment (the operator's per-task ``env_slug``).
+    ``sleep`` is the pause between retries; a test may replace it to record the delays instead of waiting.
+    """
+
+    def __init__(
+        self,
+        airplane_conn_id: str = _AirplaneHookBase.default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_attempts: int = 10,
+        env_slug: str | None = None,
+    ) -> None:
+        super().__init__(airplane_conn_id, timeout=timeout, max_attempts=max_attempts, env_slug=env_slug)
+        self.sleep: Callable[[float], object] = time.sleep
+        self._session: requests.Session | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 3.1 reads the form from here; 3.2+ reads ``ui-field-behaviour`` in provider info."""
+        return {
+            "hidden_fields": ["port", "schema", "login"],
+            "relabeling": {"host": "API URL", "password": "API key"},
+            "placeholders": {"host": "https://api.airplane.dev", "password": "tkn_..."},
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Airflow 3.1's custom fields (the ``conn-fields`` of provider info); FAB is imported only here."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        fields = {
+            "env_slug": "Environment slug",
+            "env_id": "Environment ID",
+            "team_id": "Team ID",
+            "app_url": "Web app URL",
+            "timeout": "Request timeout (seconds)",
+        }
+        return {
+            name: StringField(lazy_gettext(label), widget=BS3TextFieldWidget())
+            for name, label in fields.items()
+        }
+
+    @cached_property
+    def config(self) -> AirplaneConfig:
+        """The connection, read once per hook."""
+        conn = self.get_connection(self.airplane_conn_id)
+        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson)
+        mask_secret(config.api_key)
+        return config
+
+    @cached_property
+    def api(self) -> ApiCore:
+        return ApiCore(self.config)
+
+    def get_conn(self) -> requests.Session:
+        """The keep-alive session every call of this hook shares."""
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> AirplaneHook:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _exchange(self, request: HttpRequest) -> Answer | Failure:
+        try:
+            response = self.get_conn().request(
+                request.method,
+                request.url,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
+                timeout=request.timeout,
+                allow_redirects=False,  # a redirect would carry the API key to another host
+            )
+        except _REQUESTS_RETRYABLE as err:
+            return Failure(err)
+        return Answer.of(response.status_code, response.headers, response.content)
+
+    def _drive(self, call: Call[T]) -> T:
+        delay = call.feed(self._exchange(call.request))
+        while delay is not None:
+            self.sleep(delay)
+            delay = call.feed(self._exchange(call.request))
+        return call.result
+
+    def _call(self, op: Operation[T], *, idempotency_key: str | None = None) -> T:
+        return self._drive(
+            self.api.start(op, policy=self._policy(), log=self.log, idempotency_key=idempotency_key)
+        )
+
+    def execute_task(
+        self,
+        slug: str | None = None,
+        *,
+        task_id: str | None = None,
+        param_values: Mapping[str, Any] | None = None,
+        resources: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run and return its id.
+
+        Every retry reuses one ``Idempotency-Key`` (a new uuid4 unless given), so a lost answer does not
+        start a second run; the API remembers keys for an hour.
+        """
+        op = self.api.execute_task(slug=slug, task_id=task_id, param_values=param_values, resources=resources)
+        run_id = self._call(op, idempotency_key=idempotency_key)
+        self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
+        return run_id
+
+    def get_run(self, run_id: str) -> AirplaneRun:
+        return self._call(self.api.get_run(run_id))
+
+    def get_run_outputs(self, run_id: str | AirplaneRun) -> Any:
+        """The run's output (any JSON value), None when it has none or keeps it in a storage zone.
+
+        Pass the ``AirplaneRun`` when you have it, to save the ``runs/get`` that looks for a zone.
+        """
+        run = run_id if isinstance(run_id, AirplaneRun) else self.get_run(run_id)
+        if outputs_unavailable(run, self.log):
+            return None
+        return self._call(self.api.get_run_outputs(run.id))
+
+    def cancel_run(self, run_id: str) -> AirplaneRun:
+        """Ask Airplane to cancel the run and return the run as it is now.
+
+        Cancelling is asynchronous: the run may still be Active. A run that already finished is returned
+        as it is, not treated as an error.
+        """
+        op = self.api.cancel_run(run_id)
+        try:
+            self._call(op)
+        except AirplaneAuthError:
+            raise
+        except AirplaneApiError as err:
+            if err.status_code is None:
+                raise
+            return after_cancel_error(err, self.get_run(run_id), self.log)
+        self.log.info("Asked Airplane to cancel run %s", run_id)
+        return self.get_run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        task_slug: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int = MAX_PAGE_SIZE,
+        page: int = 0,
+    ) -> list[AirplaneRun]:
+        """One page of runs (zero-based ``page``), most recent first; ``since``/``until`` must be aware."""
+        op = self.api.list_runs(
+            task_id=task_id, task_slug=task_slug, since=since, until=until, limit=limit, page=page
+        )
+        return self._call(op)
+
+    def iter_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        task_slug: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[AirplaneRun]:
+        """Every run, page after page until a short page; a run that shifts onto the next page is not
+        yielded twice. The arguments are checked here, not at the first ``next()``."""
+
+        def page_op(page: int) -> Operation[list[AirplaneRun]]:
+            return self.api.list_runs(
+                task_id=task_id, task_slug=task_slug, since=since, until=until, limit=page_size, page=page
+            )
+
+        page_op(0)
+        return self._walk_pages(page_op, page_size)
+
+    def _walk_pages(
+        self, page_op: Callable[[int], Operation[list[AirplaneRun]]], page_size: int
+    ) -> Iterator[AirplaneRun]:
+        seen: set[str] = set()
+        page = 0
+        while True:
+            runs = self._call(page_op(page))
+            for run in runs:
+                if run.id not in seen:
+                    seen.add(run.id)
+                    yield run
+            if len(runs) < page_size:
+                return
+            page += 1
+
+    def wait_for_run(
+        self, run_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> AirplaneRun:
+        """Poll until the run is terminal and return it.
+
+        When ``timeout`` seconds pass first, raise ``AirplaneRunTimeoutError`` without cancelling: the
+        caller owns that decision (the operator cancels, a sensor must not).
+        """
+        check_reference(run_id, "run_id")
+        interval = check_positive(poll_interval, "poll_interval")
+        limit = None if timeout is None else check_positive(timeout, "timeout")
+        started = time.monotonic()
+        last_status: object = None
+        while True:
+            run = self.get_run(run_id)
+            elapsed = time.monotonic() - started
+            if run.status != last_status:
+                self.log.info("Airplane run %s is %s (%.1fs elapsed)", run_id, run.status, elapsed)
+                last_status = run.status
+            if run.is_terminal:
+                return run
+            if limit is not None and elapsed >= limit:
+                raise AirplaneRunTimeoutError(
+                    run,
+                    f"Airplane run {run_id} did not finish within {limit:g}s; it is still {run.status}. "
+                    f"See {self.get_run_url(run_id)}",
+                )
+            time.sleep(interval if limit is None else max(0.0, min(interval, limit - elapsed)))
+
+    def get_run_url(self, run_id: str) -> str:
+        """The run's page in the Airplane web app (connection extra ``app_url``)."""
+        return self.api.run_url(run_id)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Prove the key with one cheap authenticated call; say which of key, permission or host is wrong."""
+        try:
+            api = self.api
+        except (AirflowException, ValueError) as err:  # no such connection, no key, a bad host
+            return False, str(err)
+        call = api.start(api.probe(), policy=self._policy(_TEST_CONNECTION_ATTEMPTS), log=self.log)
+        try:
+            self._drive(call)
+        except AirplaneApiError as err:
+            return False, explain_test_failure(call, err)
+        config = api.config
+        return (
+            True,
+            f"Connected to the Airplane API at {config.base_url} ({config.environment}); the key works.",
+        )
+
+
+class AirplaneAsyncHook(_AirplaneHookBase):
+    """The reads a trigger needs, as coroutines on aiohttp; nothing here blocks the event loop.
+
+    One ``aiohttp.ClientSession`` serves every call of a hook instance; close it with ``await hook.close()``
+    or ``async with AirplaneAsyncHook(...) as hook:``. ``sleep`` (an async callable) is the pause between
+    retries.
+    """
+
+    def __init__(
+        self,
+        airplane_conn_id: str = _AirplaneHookBase.default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_attempts: int = 10,
+        env_slug: str | None = None,
+    ) -> None:
+        super().__init__(airplane_conn_id, timeout=timeout, max_attempts=max_attempts, env_slug=env_slug)
+        self.sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+        self._session: aiohttp.ClientSession | None = None
+        self._api: ApiCore | None = None
+
+    async def get_config(self) -> AirplaneConfig:
+        """The connection, read once per hook without blocking the loop (a worker thread before 3.3.2)."""
+        return (await self._get_api()).config
+
+    async def _get_api(self) -> ApiCore:
+        if self._api is None:
+            conn = await get_async_connection(self.airplane_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+            config = self._build_config(conn.host, conn.port, conn.password, extra)
+            await _amask_secret(config.api_key)
+            self._api = ApiCore(config)
+        return self._api
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AirplaneAsyncHook:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _exchange(self, request: HttpRequest) -> Answer | Failure:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
+                timeout=aiohttp.ClientTimeout(total=request.timeout),
+                allow_redirects=False,  # a redirect would carry the API key to another host
+            ) as response:
+                return Answer.of(response.status, response.headers, await response.read())
+        except _AIOHTTP_RETRYABLE as err:
+            return Failure(err)
+
+    async def _call(self, op: Operation[T]) -> T:
+        api = await self._get_api()
+        call = api.start(op, policy=self._policy(), log=self.log)
+        delay = call.feed(await self._exchange(call.request))
+        while delay is not None:
+            await self.sleep(delay)
+            delay = call.feed(await self._exchange(call.request))
+        return call.result
+
+    async def get_run(self, run_id: str) -> AirplaneRun:
+        return await self._call((await self._get_api()).get_run(run_id))
+
+    async def get_run_outputs(self, run_id: str | AirplaneRun) -> Any:
+        """As ``AirplaneHook.get_run_outputs``."""
+        run = run_id if isinstance(run_id, AirplaneRun) else await self.get_run(run_id)
+        if outputs_unavailable(run, self.log):
+            return None
+        return await self._call((await self._get_api()).get_run_outputs(run.id))
+
+    async def cancel_run(self, run_id: str) -> AirplaneRun:
+        """As ``AirplaneHook.cancel_run``."""
+        op = (await self._get_api()).cancel_run(run_id)
+        try:
+            await self._call(op)
+        except AirplaneAuthError:
+            raise
+        except AirplaneApiError as err:
+            if err.status_code is None:
+                raise
+            return after_cancel_error(err, await self.get_run(run_id), self.log)
+        self.log.info("Asked Airplane to cancel run %s", run_id)
+        return await self.get_run(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        task_slug: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int = MAX_PAGE_SIZE,
+        page: int = 0,
+    ) -> list[AirplaneRun]:
+        """As ``AirplaneHook.list_runs``."""
+        api = await self._get_api()
+        return await self._call(
+            api.list_runs(
+                task_id=task_id, task_slug=task_slug, since=since, until=until, limit=limit, page=page
+            )
+        )
+
+
+async def _amask_secret(secret: str) -> None:
+    """Register the key with the masker without a blocking supervisor call on the loop."""
+    if AIRFLOW_V_3_3_PLUS:
+        from airflow.sdk.log import amask_secret  # type: ignore[attr-defined]  # 3.3+ only
+
+        await amask_secret(secret)
+    else:
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(mask_secret)(secret)
