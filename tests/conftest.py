@@ -56,3 +56,137 @@ def airplane_conn(emulator: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch) -
     """``airplane_default`` points at the emulator (through the environment, as users configure it)."""
     monkeypatch.setenv("AIRFLOW_CONN_AIRPLANE_DEFAULT", connection_json(emulator))
     return emulator
+
+
+# --- Operators, sensor and example DAGs: a metadata DB and a way to run a DAG for real. ---
+
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+EXAMPLE_TASKS = REPO / "example_dags" / "airplane_tasks.json"
+
+
+def load_example_tasks(emu: AirplaneEmulator) -> None:
+    """Register the tasks the example DAGs use, as the demo does with ``--tasks``."""
+    for slug, settings in json.loads(EXAMPLE_TASKS.read_text()).items():
+        emu.add_task(slug, **settings)
+
+
+@pytest.fixture
+def example_emulator(airplane_conn: AirplaneEmulator) -> AirplaneEmulator:
+    """``airplane_default`` points at an emulator that knows the example DAGs' tasks."""
+    load_example_tasks(airplane_conn)
+    return airplane_conn
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh SQLite metadata DB in the private AIRFLOW_HOME, once per session."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def dag_bag() -> Any:
+    """The DagBag of DAGS_FOLDER (its module moved in Airflow 3.2)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+@dataclass
+class DagResult:
+    """What a finished ``dag.test()`` left in the DB."""
+
+    state: str
+    states: dict[tuple[str, int], str]
+    xcoms: dict[tuple[str, int, str], Any]
+
+    def state_of(self, task_id: str, map_index: int = -1) -> str:
+        return self.states[(task_id, map_index)]
+
+    def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        return self.xcoms.get((task_id, map_index, key))
+
+
+@pytest.fixture
+def run_dag(airflow_db: None) -> Callable[..., DagResult]:
+    """Run a DAG from DAGS_FOLDER with ``dag.test()`` (real task runner, triggers inline)."""
+
+    def run(dag_id: str, *, conf: dict[str, Any] | None = None) -> DagResult:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        bag = dag_bag()
+        assert not bag.import_errors, bag.import_errors
+        dag_run = bag.get_dag(dag_id).test(run_conf=conf)
+        with create_session() as session:
+            tis = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id
+                )
+            ).all()
+            rows = session.scalars(
+                select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id)
+            ).all()
+            return DagResult(
+                state=str(dag_run.state),
+                states={(ti.task_id, ti.map_index): str(ti.state) for ti in tis},
+                xcoms={(x.task_id, x.map_index, x.key): XComModel.deserialize_value(x) for x in rows},
+            )
+
+    return run
+
+
+@dataclass
+class FakeTI:
+    """The slice of a task instance the provider's operators use, recording pushed XComs.
+
+    For calling ``execute``/``execute_complete`` directly; runs through Airflow use ``run_dag``.
+    """
+
+    dag_id: str = "unit_dag"
+    task_id: str = "unit_task"
+    run_id: str = "manual__2026-01-01T00:00:00+00:00"
+    map_index: int = -1
+    try_number: int = 1
+
+    def __post_init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def get_first_reschedule_date(self, context: Any) -> None:
+        return None
+
+
+def task_context(ti: FakeTI | None = None) -> dict[str, Any]:
+    """A minimal execution context around ``ti`` (a new FakeTI by default)."""
+    ti = ti or FakeTI()
+    return {"ti": ti, "task_instance": ti}
+
+
+@pytest.fixture
+def task_ctx() -> Callable[..., dict[str, Any]]:
+    """Factory of execution contexts around a new FakeTI (``task_ctx(try_number=2)``); ``ctx["ti"]``.
+
+    A fixture rather than an import: importing this conftest from a test module would run its set-up a
+    second time, with another AIRFLOW_HOME.
+    """
+
+    def make(**ti_fields: Any) -> dict[str, Any]:
+        return task_context(FakeTI(**ti_fields))
+
+    return make
+
+
+@pytest.fixture
+def dags_folder_bag() -> Any:
+    """The DagBag of DAGS_FOLDER (example DAGs and test DAGs)."""
+    return dag_bag()

@@ -1,0 +1,469 @@
+"""Operators that start Airplane runs, read their outputs and cancel them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
+
+from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane.exceptions import AirplaneError, AirplaneRunTimeoutError
+from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
+from airflow_provider_airplane.models import RunStatus
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_airplane.models import AirplaneRun
+
+DEFAULT_OUTPUT_MAX_BYTES = 1_048_576
+# How long a best-effort cancel waits to see Cancelled. Short: on SIGTERM the supervisor kills the
+# process about 5 s later, and the POST that asks for the cancel is what matters.
+CANCEL_CONFIRM_SECONDS = 3.0
+EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
+
+
+class AirplaneOutputTooLargeError(AirplaneError, AirflowFailException):
+    """The run succeeded but its outputs exceed ``output_max_bytes``. Not retried: a new run would too."""
+
+
+def idempotency_key(context: Context) -> str:
+    """The ``Idempotency-Key`` for this try's execute call: one try never starts two runs.
+
+    Derived from the task instance, so every HTTP retry of the POST within a try reuses it.
+    """
+    ti = context["ti"]
+    ident = f"{ti.dag_id}\x1f{ti.task_id}\x1f{ti.run_id}\x1f{ti.map_index}\x1f{ti.try_number}"
+    return "airflow-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+
+def validate_run_id(value: Any) -> str:
+    """A rendered ``run_id`` argument, or a clear error (fails the task without retries)."""
+    if not isinstance(value, str):
+        raise AirflowFailException(f"run_id must be a string, got {type(value).__name__}: {value!r}")
+    text = value.strip()
+    if not text:
+        raise AirflowFailException(
+            "run_id is empty. When it is templated from XCom, check that the upstream task pushed "
+            "'airplane_run_id'."
+        )
+    if "{{" in text or "{%" in text:
+        raise AirflowFailException(f"run_id was not rendered as a template: {text!r}")
+    return text
+
+
+def check_output_size(outputs: Any, *, max_bytes: int, run_id: str) -> None:
+    """Refuse outputs whose JSON is larger than ``max_bytes`` before anything is pushed to XCom."""
+    size = len(json.dumps(outputs, separators=(",", ":")).encode("utf-8"))
+    if size > max_bytes:
+        raise AirplaneOutputTooLargeError(
+            f"The outputs of Airplane run {run_id} are {size} bytes of JSON, more than "
+            f"output_max_bytes={max_bytes}. Raise output_max_bytes (mind your XCom backend's limit), "
+            "or set do_xcom_push=False to not push them; the run id and URL stay in XCom "
+            "('airplane_run_id', 'airplane_run_url')."
+        )
+
+
+def _check_output_max_bytes(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"output_max_bytes must be a positive int, got {value!r}")
+
+
+def _positive_seconds(value: float | timedelta, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(seconds)
+
+
+def _cancel_and_wait(hook: AirplaneHook, run_id: str, wait_seconds: float) -> AirplaneRun:
+    """Ask Airplane to cancel, then poll up to ``wait_seconds`` (cancel is asynchronous); last run seen."""
+    run = hook.cancel_run(run_id)
+    deadline = time.monotonic() + wait_seconds
+    while not run.is_terminal and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        run = hook.get_run(run_id)
+    return run
+
+
+class AirplaneExecuteTaskOperator(BaseOperator):
+    """Start a run of an Airplane task, wait for it (in the worker or deferred) and return its outputs.
+
+    :param slug: slug of the Airplane task (exactly one of ``slug`` / ``airplane_task_id``).
+    :param airplane_task_id: id of the Airplane task (``tsk...``).
+    :param param_values: the run's parameters, any JSON values.
+    :param airplane_resources: resource alias -> resource id for the run.
+    :param env_slug: environment for this task, overriding the connection's.
+    :param airplane_conn_id: the Airplane connection.
+    :param wait_for_completion: False returns the run id as soon as the run exists.
+    :param poll_interval: seconds between status checks (worker and trigger).
+    :param timeout: seconds to wait for the run; when it passes the run is cancelled and
+        :class:`AirplaneRunTimeoutError` raised. Must be at least ``poll_interval`` (an error, not a
+        silent clamp: a timeout shorter than one poll cannot be honoured).
+    :param deferrable: wait in the triggerer instead of holding a worker slot.
+    :param cancel_on_kill: cancel the run when the task ends without success while the run is in
+        progress (``execution_timeout``, marked failed or cleared, an error while waiting).
+    :param durable: re-attach to a run an earlier try started (reliability work; accepted now so DAGs
+        written today keep working).
+    :param output_max_bytes: largest JSON size of the outputs pushed to XCom (not checked with
+        ``do_xcom_push=False``).
+    """
+
+    template_fields: Sequence[str] = (
+        "slug",
+        "airplane_task_id",
+        "param_values",
+        "airplane_resources",
+        "env_slug",
+    )
+    template_fields_renderers = {"param_values": "json", "airplane_resources": "json"}
+    operator_extra_links = (AirplaneRunLink(),)
+    ui_color = "#d9e6ff"
+
+    def __init__(
+        self,
+        *,
+        slug: str | None = None,
+        airplane_task_id: str | None = None,
+        param_values: dict[str, Any] | None = None,
+        airplane_resources: dict[str, str] | None = None,
+        env_slug: str | None = None,
+        airplane_conn_id: str = "airplane_default",
+        wait_for_completion: bool = True,
+        poll_interval: float = 10.0,
+        timeout: float | timedelta | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = True,
+        durable: bool = True,
+        output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.slug = slug
+        self.airplane_task_id = airplane_task_id
+        self.param_values = param_values
+        self.airplane_resources = airplane_resources
+        self.env_slug = env_slug
+        self.airplane_conn_id = airplane_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = _positive_seconds(poll_interval, "poll_interval")
+        self.timeout = None if timeout is None else _positive_seconds(timeout, "timeout")
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self.durable = durable
+        _check_output_max_bytes(output_max_bytes)
+        self.output_max_bytes = output_max_bytes
+        if self.timeout is not None and self.timeout < self.poll_interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g} s) is shorter than poll_interval ({self.poll_interval:g} s); "
+                "lower poll_interval or raise timeout"
+            )
+        # Parse-time check where the values are known; templates, XComArgs and mapped values are
+        # checked again once rendered, before any run starts.
+        if slug is None and airplane_task_id is None:
+            raise ValueError("Give the Airplane task as slug= or airplane_task_id=")
+        if _is_literal(slug) and _is_literal(airplane_task_id):
+            raise ValueError("Give either slug= or airplane_task_id=, not both")
+        # Set once the run exists, so on_kill (SIGTERM, execution_timeout) knows what to cancel;
+        # _run_released once it is not this task's to cancel any more (finished, or handed over).
+        self._run_id: str | None = None
+        self._run_released = False
+        self._cancel_requested = False
+
+    def _hook(self) -> AirplaneHook:
+        return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+
+    def execute(self, context: Context) -> Any:
+        started_at = time.time()
+        slug, task_id = self._task_reference()
+        param_values = self._checked_param_values()
+        resources = self._checked_resources()
+        hook = self._hook()
+        run_id = hook.execute_task(
+            slug,
+            task_id=task_id,
+            param_values=param_values,
+            resources=resources,
+            idempotency_key=idempotency_key(context),
+        )
+        self._run_id = run_id
+        run_url = hook.get_run_url(run_id)
+        self.log.info("Started Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
+        try:
+            push_run_xcoms(context, hook, run_id)
+            if not self.wait_for_completion:
+                self._run_released = True  # whoever reads airplane_run_id owns it now
+                return run_id
+            if self.deferrable:
+                run = hook.get_run(run_id)
+                if not run.is_terminal:
+                    self._defer(run_id, started_at)
+                self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
+            else:
+                run = hook.wait_for_run(run_id, poll_interval=self.poll_interval, timeout=self.timeout)
+        except TaskDeferred:
+            raise
+        except AirplaneRunTimeoutError as err:
+            return self._on_timeout(err.run, run_url)
+        except BaseException as err:
+            self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
+            raise
+        return self._finish(hook, run, run_url)
+
+    def _defer(self, run_id: str, started_at: float) -> NoReturn:
+        """Hand the wait to the triggerer.
+
+        The trigger owns every deadline, so a timeout comes back to ``execute_complete``, which cancels.
+        """
+        from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
+
+        now = time.time()
+        deadlines: list[float] = []
+        if self.timeout is not None:
+            deadlines.append(now + self.timeout)
+        if self.execution_timeout is not None:
+            deadlines.append(started_at + self.execution_timeout.total_seconds())
+        end_time = min(deadlines) if deadlines else None
+        if end_time is None:
+            self.log.info("Deferring until Airplane run %s finishes", run_id)
+        else:
+            self.log.info("Deferring until Airplane run %s finishes, at most %.0f s", run_id, end_time - now)
+        self.defer(
+            trigger=AirplaneRunTrigger(
+                run_id=run_id,
+                airplane_conn_id=self.airplane_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=end_time,
+                cancel_on_kill=self.cancel_on_kill,
+                env_slug=self.env_slug or None,
+            ),
+            method_name="execute_complete",
+            timeout=backstop(end_time, now, self.poll_interval),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: the same XComs, return value and errors as the worker path."""
+        status, run_id, message = validate_event(event)
+        self._run_id = run_id
+        hook = self._hook()
+        run_url = push_run_xcoms(context, hook, run_id)
+        if status == "timeout":
+            return self._on_timeout(hook.get_run(run_id), run_url)
+        if status == "error":
+            raise AirplaneError(
+                f"Lost track of Airplane run {run_id} while deferred: {message}. "
+                f"The run was not cancelled; see {run_url}"
+            )
+        return self._finish(hook, hook.get_run(run_id), run_url)
+
+    def _finish(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> Any:
+        """The one ending for a finished run on every path: outputs, or the error that says how it ended."""
+        self._run_released = run.is_terminal
+        raise_for_run(hook, run, run_url=run_url)
+        if run.zone_id:
+            self.log.warning(
+                "Airplane run %s keeps its outputs in storage zone %s, which the API does not serve; "
+                "returning None",
+                run.id,
+                run.zone_id,
+            )
+        outputs = hook.get_run_outputs(run)
+        if self.do_xcom_push:
+            check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run.id)
+        self.log.info("Airplane run %s succeeded", run.id)
+        return outputs
+
+    def _on_timeout(self, run: AirplaneRun, run_url: str) -> Any:
+        """The wait's deadline passed: cancel, and fail unless the run finished in the meantime."""
+        if not run.is_terminal:
+            # The timeout cancels even with cancel_on_kill=False: that is what timeout= means.
+            run = self._cancel_quietly("its timeout passed", always=True) or run
+        if run.is_terminal and run.status != RunStatus.CANCELLED:
+            self.log.info("Airplane run %s ended %s as the deadline passed", run.id, run.status)
+            return self._finish(self._hook(), run, run_url)
+        self._run_released = run.is_terminal
+        raise AirplaneRunTimeoutError(
+            run,
+            f"Airplane run {run.id} did not finish before its deadline (timeout={self.timeout}, "
+            f"execution_timeout={self.execution_timeout}); status now {run.status}. See {run_url}",
+        )
+
+    def _cancel_quietly(self, reason: str, *, always: bool = False) -> AirplaneRun | None:
+        """Best-effort cancel of the run this task started.
+
+        Logs and never raises, so the error that ended the task stays the one reported.
+        """
+        if self._run_id is None or self._run_released or self._cancel_requested:
+            return None
+        if not (self.cancel_on_kill or always):
+            self.log.warning(
+                "Leaving Airplane run %s running (%s; cancel_on_kill=False)", self._run_id, reason
+            )
+            return None
+        self._cancel_requested = True
+        self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
+        try:
+            run = _cancel_and_wait(self._hook(), self._run_id, CANCEL_CONFIRM_SECONDS)
+        except Exception as err:
+            self.log.warning("Could not cancel Airplane run %s: %s", self._run_id, err)
+            return None
+        if run.status == RunStatus.CANCELLED:
+            self.log.info("Airplane run %s is Cancelled", run.id)
+        else:
+            self.log.warning("Airplane run %s is %s after the cancel request", run.id, run.status)
+        return run
+
+    def on_kill(self) -> None:
+        """SIGTERM (marked failed, cleared) or ``execution_timeout``: cancel the run this task started."""
+        self._cancel_quietly("the task was killed")
+
+    def _task_reference(self) -> tuple[str | None, str | None]:
+        slug = self.slug or None
+        task_id = self.airplane_task_id or None
+        if (slug is None) == (task_id is None):
+            raise AirflowFailException(
+                "Give exactly one of slug= and airplane_task_id= "
+                f"(rendered: slug={self.slug!r}, airplane_task_id={self.airplane_task_id!r})"
+            )
+        for name, value in (("slug", slug), ("airplane_task_id", task_id)):
+            if value is not None and not isinstance(value, str):
+                raise AirflowFailException(f"{name} must be a string, got {type(value).__name__}")
+        return slug, task_id
+
+    def _checked_param_values(self) -> dict[str, Any] | None:
+        values = self.param_values
+        if values is None:
+            return None
+        if not isinstance(values, dict):
+            raise AirflowFailException(f"param_values must be a dict, got {type(values).__name__}")
+        for key, value in values.items():
+            if not isinstance(key, str):
+                raise AirflowFailException(f"param_values keys must be strings, got {key!r}")
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise AirflowFailException(
+                    f"param_values[{key!r}] is not JSON-serialisable ({type(value).__name__}): {err}"
+                ) from err
+        return values
+
+    def _checked_resources(self) -> dict[str, str] | None:
+        resources = self.airplane_resources
+        if resources is None:
+            return None
+        if not isinstance(resources, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in resources.items()
+        ):
+            raise AirflowFailException(
+                f"airplane_resources must map resource aliases to resource ids (strings), got {resources!r}"
+            )
+        return resources
+
+
+class AirplaneGetRunOutputsOperator(BaseOperator):
+    """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``)."""
+
+    template_fields: Sequence[str] = ("run_id",)
+    operator_extra_links = (AirplaneRunLink(),)
+    ui_color = "#d9e6ff"
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        airplane_conn_id: str = "airplane_default",
+        output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_output_max_bytes(output_max_bytes)
+        self.run_id = run_id
+        self.airplane_conn_id = airplane_conn_id
+        self.output_max_bytes = output_max_bytes
+
+    def execute(self, context: Context) -> Any:
+        run_id = validate_run_id(self.run_id)
+        hook = AirplaneHook(self.airplane_conn_id)
+        run_url = push_run_xcoms(context, hook, run_id)
+        run = hook.get_run(run_id)
+        if not run.is_terminal:
+            raise AirplaneError(
+                f"Airplane run {run_id} is still {run.status}: outputs are read once it has finished. "
+                f"Wait for it first (AirplaneRunSensor). See {run_url}"
+            )
+        outputs = hook.get_run_outputs(run)
+        if self.do_xcom_push:
+            check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run_id)
+        return outputs
+
+
+class AirplaneCancelRunOperator(BaseOperator):
+    """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had)."""
+
+    template_fields: Sequence[str] = ("run_id",)
+    operator_extra_links = (AirplaneRunLink(),)
+    ui_color = "#ffe0d9"
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        airplane_conn_id: str = "airplane_default",
+        wait_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float) or wait_timeout < 0:
+            raise ValueError(f"wait_timeout must be a non-negative number of seconds, got {wait_timeout!r}")
+        self.run_id = run_id
+        self.airplane_conn_id = airplane_conn_id
+        self.wait_timeout = float(wait_timeout)
+
+    def execute(self, context: Context) -> str:
+        run_id = validate_run_id(self.run_id)
+        hook = AirplaneHook(self.airplane_conn_id)
+        run_url = push_run_xcoms(context, hook, run_id)
+        self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
+        run = _cancel_and_wait(hook, run_id, self.wait_timeout)
+        if not run.is_terminal:
+            raise AirplaneError(
+                f"Airplane run {run_id} is still {run.status} {self.wait_timeout:g} s after the cancel "
+                f"request (wait_timeout). See {run_url}"
+            )
+        if run.status != RunStatus.CANCELLED:
+            self.log.info("Airplane run %s had already ended %s", run_id, run.status)
+        return str(run.status)
+
+
+def validate_event(event: dict[str, Any] | None) -> tuple[str, str, str]:
+    """``(status, run_id, message)`` of a trigger event, or an error naming what is wrong with it."""
+    if not isinstance(event, dict):
+        raise AirplaneError(f"Expected a trigger event dict, got {event!r}")
+    status = event.get("status")
+    run_id = event.get("run_id")
+    if status not in EVENT_STATUSES:
+        raise AirplaneError(f"Trigger event has unknown status {status!r}: {event!r}")
+    if not isinstance(run_id, str) or not run_id:
+        raise AirplaneError(f"Trigger event has no run_id: {event!r}")
+    return str(status), run_id, str(event.get("message") or "")
+
+
+def backstop(end_time: float | None, now: float, poll_interval: float) -> timedelta | None:
+    """The framework's deferral timeout: none without a deadline, else well after the trigger's own.
+
+    A framework timeout skips ``execute_complete`` (no cancel), so it must never fire first.
+    """
+    if end_time is None:
+        return None
+    return timedelta(seconds=max(0.0, end_time - now) + 2 * poll_interval)
+
+
+def _is_literal(value: Any) -> bool:
+    """A plain string known at parse time (not a template, XComArg or mapped value)."""
+    return isinstance(value, str) and bool(value) and "{{" not in value and "{%" not in value

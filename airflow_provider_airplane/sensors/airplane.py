@@ -1,0 +1,110 @@
+"""Wait for an Airplane run that something else started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
+
+from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane.exceptions import AirplaneError
+from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
+from airflow_provider_airplane.operators.airplane import backstop, validate_event, validate_run_id
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class AirplaneRunSensor(BaseSensorOperator):
+    """True once the run Succeeded; a Failed or Cancelled run fails the task.
+
+    Works in ``poke``, ``reschedule`` and deferrable mode. The sensor watches a run it does not own, so it
+    never cancels it, not even when it times out (``timeout`` is BaseSensorOperator's, deferred too).
+    ``soft_fail`` and friends are left to BaseSensorOperator.
+
+    :param run_id: the Airplane run to watch (templated).
+    :param airplane_conn_id: the Airplane connection.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("run_id",)
+    operator_extra_links = (AirplaneRunLink(),)
+    ui_color = "#d9e6ff"
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        airplane_conn_id: str = "airplane_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.airplane_conn_id = airplane_conn_id
+        self.deferrable = deferrable
+
+    def execute(self, context: Context) -> Any:
+        started_at = time.time()
+        run_id = validate_run_id(self.run_id)
+        hook = AirplaneHook(self.airplane_conn_id)
+        run_url = push_run_xcoms(context, hook, run_id)
+        self.log.info("Watching Airplane run %s: %s", run_id, run_url)
+        if not self.deferrable:
+            return super().execute(context)
+        run = hook.get_run(run_id)
+        if run.is_terminal:
+            self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
+            raise_for_run(hook, run, run_url=run_url)
+            return None
+        from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
+
+        # BaseSensorOperator allows a poke_interval of 0, which would make the trigger spin.
+        poll_interval = self.poke_interval if self.poke_interval > 0 else 1.0
+        now = time.time()
+        end_time = now + self.timeout
+        if self.execution_timeout is not None:
+            end_time = min(end_time, started_at + self.execution_timeout.total_seconds())
+        self.defer(
+            trigger=AirplaneRunTrigger(
+                run_id=run_id,
+                airplane_conn_id=self.airplane_conn_id,
+                poll_interval=poll_interval,
+                end_time=end_time,
+                cancel_on_kill=False,
+            ),
+            method_name="execute_complete",
+            timeout=backstop(end_time, now, poll_interval),
+        )
+
+    def poke(self, context: Context) -> bool:
+        run_id = validate_run_id(self.run_id)
+        hook = AirplaneHook(self.airplane_conn_id)
+        run = hook.get_run(run_id)
+        if not run.is_terminal:
+            self.log.info("Airplane run %s is %s", run_id, run.status)
+            return False
+        raise_for_run(hook, run, run_url=hook.get_run_url(run_id))
+        return True
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        """Resume after the trigger; the verdict comes from the run itself, as on every other path."""
+        status, run_id, message = validate_event(event)
+        hook = AirplaneHook(self.airplane_conn_id)
+        run_url = push_run_xcoms(context, hook, run_id)
+        if status == "timeout":
+            raise AirflowSensorTimeout(
+                f"Airplane run {run_id} did not finish before the sensor's deadline "
+                f"(timeout={self.timeout:g} s, execution_timeout={self.execution_timeout}); "
+                f"it was left running. See {run_url}"
+            )
+        if status == "error":
+            raise AirplaneError(
+                f"Lost track of Airplane run {run_id} while deferred: {message}. See {run_url}"
+            )
+        run = hook.get_run(run_id)
+        raise_for_run(hook, run, run_url=run_url)
+        self.log.info("Airplane run %s succeeded", run_id)
