@@ -1,0 +1,244 @@
+"""Wait for an Airplane run in the triggerer, so a deferred task holds no worker slot while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
+
+from airflow_provider_airplane.exceptions import AirplaneApiError
+from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
+from airflow_provider_airplane.models import AirplaneRun, RunStatus
+from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
+
+DEFAULT_MAX_POLL_ERRORS = 5
+# Between failed polls the wait doubles from poll_interval up to this (the hook has already retried
+# each poll, honouring Retry-After, before the trigger sees the error).
+MAX_ERROR_BACKOFF = 300.0
+# Bound on a cancel issued while the trigger is being torn down (on_kill has its own 30 s bound on 3.3+;
+# the < 3.3 fallback runs inside the triggerer's cancellation path, which nothing else bounds).
+CANCEL_TIMEOUT = 25.0
+
+_EVENT_STATUS = {
+    RunStatus.SUCCEEDED: "success",
+    RunStatus.FAILED: "failed",
+    RunStatus.CANCELLED: "cancelled",
+}
+
+
+def _is_transient(error: Exception) -> bool:
+    """No answer, 429 or 5xx are worth another poll; 4xx (bad key, unknown run) will not get better."""
+    if isinstance(error, AirplaneApiError):
+        status = error.status_code
+        return status is None or status == 429 or status >= 500
+    return isinstance(error, (TimeoutError, OSError))
+
+
+class AirplaneRunTrigger(BaseTrigger):
+    """Poll one Airplane run and fire exactly one event when it ends, its deadline passes, or polling fails.
+
+    Event payload: ``{"status": "success" | "failed" | "cancelled" | "timeout" | "error", "run_id",
+    "run_status", "message"}``. The trigger never cancels on ``timeout`` or ``error``: the operator's
+    ``execute_complete`` decides what a timeout means, and a flaky API is no reason to stop a run.
+
+    With ``cancel_on_kill`` the run is cancelled when a user marks the deferred task failed or success, or
+    clears it: through ``on_kill`` on Airflow 3.3+, and below 3.3 when the trigger is cancelled while its
+    task instance is no longer DEFERRED. A triggerer restart or redistribution leaves the TI DEFERRED, and
+    then nothing is cancelled.
+
+    :param run_id: the Airplane run to watch.
+    :param airplane_conn_id: the Airplane connection (the API key stays there, never in these kwargs).
+    :param poll_interval: seconds between polls.
+    :param end_time: epoch seconds after which a ``timeout`` event fires; None waits without a deadline.
+    :param cancel_on_kill: cancel the run when a user kills the deferred task (the operator's choice;
+        a sensor watches a run it does not own and passes False).
+    :param env_slug: environment override for this run, as on the operator.
+    :param max_poll_errors: consecutive failed polls tolerated before an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        airplane_conn_id: str,
+        poll_interval: float,
+        end_time: float | None = None,
+        cancel_on_kill: bool = True,
+        env_slug: str | None = None,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
+    ) -> None:
+        super().__init__()
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be a positive number of seconds, not {poll_interval!r}")
+        if max_poll_errors < 1:
+            raise ValueError(f"max_poll_errors must be at least 1, not {max_poll_errors!r}")
+        self.run_id = run_id
+        self.airplane_conn_id = airplane_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.cancel_on_kill = cancel_on_kill
+        self.env_slug = env_slug
+        self.max_poll_errors = max_poll_errors
+        # Set just before the event is yielded: after that, killing the task must not cancel the run
+        # (an error event means "could not watch it", not "stop it").
+        self._fired_event = False
+        self._kill_check: asyncio.Future[None] | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "run_id": self.run_id,
+                "airplane_conn_id": self.airplane_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
+                "env_slug": self.env_slug,
+                "max_poll_errors": self.max_poll_errors,
+            },
+        )
+
+    def _hook(self) -> AirplaneAsyncHook:
+        return AirplaneAsyncHook(airplane_conn_id=self.airplane_conn_id, env_slug=self.env_slug)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            async with self._hook() as hook:
+                payload = await self._wait(hook)
+        except asyncio.CancelledError:
+            # Airflow 3.3+ calls on_kill() for user actions; below that this is the only chance to act.
+            if not AIRFLOW_V_3_3_PLUS:
+                # Shielded: the triggerer cancels again while we ask, and a request to its supervisor
+                # interrupted between write and reply crashes the whole trigger runner (replies out of
+                # order). Kept on self so the task outlives a second cancellation of this one.
+                self._kill_check = asyncio.ensure_future(self._cancel_if_task_gone())
+                await asyncio.shield(self._kill_check)
+            raise
+        self._fired_event = True
+        yield TriggerEvent(payload)
+
+    async def _wait(self, hook: AirplaneAsyncHook) -> dict[str, Any]:
+        """Poll until the run ends, the deadline passes, or ``max_poll_errors`` polls in a row fail."""
+        last_status: str | None = None
+        errors = 0
+        while True:
+            try:
+                # Bounded by the deadline: the hook's own retries must not outlast it.
+                async with asyncio.timeout(self._remaining()) as poll:
+                    run = await hook.get_run(self.run_id)
+            except Exception as err:
+                if isinstance(err, TimeoutError) and poll.expired():
+                    return self._timeout_payload(last_status)
+                if not _is_transient(err):
+                    return self._payload(
+                        "error", last_status, f"Cannot watch Airplane run {self.run_id}: {err}"
+                    )
+                errors += 1
+                if errors >= self.max_poll_errors:
+                    return self._payload(
+                        "error",
+                        last_status,
+                        f"Could not poll Airplane run {self.run_id} {errors} times in a row; "
+                        f"the run was left as it is. Last error: {err}",
+                    )
+                delay = min(self.poll_interval * 2 ** (errors - 1), MAX_ERROR_BACKOFF)
+                self.log.warning(
+                    "Polling Airplane run %s failed %d time(s) in a row (giving up at %d); next in %.1fs: %s",
+                    self.run_id,
+                    errors,
+                    self.max_poll_errors,
+                    delay,
+                    err,
+                )
+            else:
+                errors = 0
+                delay = self.poll_interval
+                if str(run.status) != last_status:
+                    self.log.info("Airplane run %s is %s", self.run_id, run.status)
+                last_status = str(run.status)
+                if run.is_terminal:
+                    return self._terminal_payload(run)
+            remaining = self._remaining()
+            if remaining is not None:
+                if remaining <= 0:
+                    return self._timeout_payload(last_status)
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+
+    def _remaining(self) -> float | None:
+        """Seconds until ``end_time`` (never negative), or None without a deadline."""
+        return None if self.end_time is None else max(0.0, self.end_time - time.time())
+
+    def _timeout_payload(self, last_status: str | None) -> dict[str, Any]:
+        return self._payload(
+            "timeout",
+            last_status,
+            f"Airplane run {self.run_id} had not finished by its deadline "
+            f"(last status: {last_status or 'unknown'})",
+        )
+
+    def _terminal_payload(self, run: AirplaneRun) -> dict[str, Any]:
+        status = _EVENT_STATUS[RunStatus(run.status)]
+        if status == "cancelled":
+            by = f" by {run.cancelled_by}" if run.cancelled_by else ""
+            message = f"Airplane run {run.id} was cancelled{by}"
+        else:
+            message = f"Airplane run {run.id} {'succeeded' if status == 'success' else 'failed'}"
+        return self._payload(status, str(run.status), message)
+
+    def _payload(self, status: str, run_status: str | None, message: str) -> dict[str, Any]:
+        return {"status": status, "run_id": self.run_id, "run_status": run_status, "message": message}
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user marked the deferred task failed or success, or cleared it."""
+        if self.cancel_on_kill and not self._fired_event:
+            await self._cancel_run("the deferred task was stopped by a user")
+
+    async def _cancel_if_task_gone(self) -> None:
+        """Below Airflow 3.3: cancel only if the task instance left DEFERRED (a user acted on it)."""
+        if self.cancel_on_kill and not self._fired_event and await self._safe_to_cancel():
+            await self._cancel_run("the task instance is no longer deferred")
+
+    async def _safe_to_cancel(self) -> bool:
+        """False while the TI is still DEFERRED: the triggerer is only restarting or moving the trigger."""
+        if self.task_instance is None:  # not run by a triggerer: nobody to ask
+            return False
+        try:
+            state = await self._task_state()
+        except Exception:
+            self.log.warning(
+                "Could not read the state of the task waiting on Airplane run %s; leaving the run alone",
+                self.run_id,
+                exc_info=True,
+            )
+            return False
+        self.log.info("Trigger for Airplane run %s stopped; its task instance is %s", self.run_id, state)
+        return state != "deferred"
+
+    async def _task_state(self) -> str | None:
+        """The TI's state through the triggerer's supervisor (None if the TI no longer exists)."""
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        ti = self.task_instance
+        assert ti is not None
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        )
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        state: str | None = states.get(ti.run_id, {}).get(key)
+        return state
+
+    async def _cancel_run(self, reason: str) -> None:
+        """Best effort: log and carry on on failure, so the kill itself is never masked."""
+        self.log.info("Cancelling Airplane run %s: %s", self.run_id, reason)
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT), self._hook() as hook:
+                run = await hook.cancel_run(self.run_id)
+        except Exception as err:
+            self.log.warning("Could not cancel Airplane run %s: %s", self.run_id, err)
+            return
+        self.log.info("Airplane run %s is now %s", self.run_id, run.status)

@@ -1,0 +1,374 @@
+"""Start and stop Airflow's real components (and the Airplane emulator) as separate processes.
+
+Each component runs in its own session, so teardown can signal everything it spawned (LocalExecutor
+workers, task runners, the triggerer's runner subprocess) and then prove nothing is left. Readiness is
+read from health endpoints, never from fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+ADMIN_USER = "admin"
+TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.5, what: str = "condition"
+) -> T:
+    """Call ``probe`` until it returns something other than None; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = probe()
+        except (requests.RequestException, OSError) as exc:  # not up yet
+            last_error, value = exc, None
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})"
+            )
+        time.sleep(interval)
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process whose session id is ``sid`` (read from /proc, Linux only)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # Fields after the parenthesised command: state ppid pgrp session ...
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_session(sid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to every process group in session ``sid`` (each component started one session)."""
+    groups = set()
+    for pid in session_pids(sid):
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+            groups.add(os.getpgid(pid))
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+
+
+@dataclass
+class Component:
+    """One started process and the session it leads."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] | None
+
+    @property
+    def sid(self) -> int:
+        return self.proc.pid  # start_new_session makes the child its session leader
+
+    def stop(self, *, sig: signal.Signals = signal.SIGTERM, grace: float = 20.0) -> None:
+        """Signal the whole session; escalate to SIGKILL for whatever is still alive after ``grace``."""
+        kill_session(self.sid, sig)
+        deadline = time.monotonic() + grace
+        while session_pids(self.sid) and time.monotonic() < deadline:
+            self.proc.poll()  # reap the leader so it does not linger as a zombie
+            time.sleep(0.2)
+        if session_pids(self.sid):
+            kill_session(self.sid, signal.SIGKILL)
+            wait_until(lambda: None if session_pids(self.sid) else True, timeout=10, what=f"{self.name} dead")
+        self.proc.wait(timeout=10)
+        if self.log_file is not None:
+            self.log_file.close()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class AirflowStack:
+    """api-server, scheduler (LocalExecutor), dag-processor and triggerer on SQLite, plus the emulator."""
+
+    home: Path
+    dags_source: Path
+    api_key: str
+    emulator_tasks: dict[str, dict[str, Any]]
+    parallelism: int = 4
+    components: dict[str, Component] = field(default_factory=dict)
+    api_port: int = 0
+    emulator_url: str = ""
+    _token: str = ""
+    _secret: str = ""
+    _fernet_key: str = ""
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment every Airflow component gets: nothing inherited from the test process's Airflow."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__SECRET_KEY": self._secret,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret,
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "5",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                # A killed triggerer's triggers go to the next one once its heartbeat is this old.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_AIRPLANE_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "airplane",
+                        "host": self.emulator_url,
+                        "password": self.api_key,
+                        "extra": {"env_slug": "prod"},
+                    }
+                ),
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        """Migrate the DB, start the emulator and the four components, and wait until all are healthy."""
+        self._secret = secrets.token_hex(16)
+        self._fernet_key = _fernet_key()
+        shutil.copytree(self.dags_source, self.home / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self.api_port = free_port()
+        try:
+            self._start_emulator()
+            subprocess.run(
+                ["airflow", "db", "migrate"],
+                env=self.env(),
+                check=True,
+                capture_output=True,
+                timeout=180,
+            )
+            port = str(self.api_port)
+            self._spawn("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"])
+            self._spawn("scheduler", ["airflow", "scheduler", "--skip-serve-logs"])
+            self._spawn("dag-processor", ["airflow", "dag-processor"])
+            self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_emulator(self) -> None:
+        tasks_file = self.home / "emulator-tasks.json"
+        tasks_file.write_text(json.dumps(self.emulator_tasks))
+        cmd = [
+            sys.executable, "-m", "airflow_provider_airplane.testing",
+            "--host", "127.0.0.1", "--port", "0", "--api-key", self.api_key, "--tasks", str(tasks_file),
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        log_path = self.home / "logs" / "emulator.log"
+        self.components["emulator"] = Component("emulator", proc, log_path, None)
+        assert proc.stdout is not None
+        first = proc.stdout.readline().decode().strip()
+        if not first.startswith("http"):
+            raise RuntimeError(f"emulator did not print its URL: {first!r} {proc.stdout.read(4000)!r}")
+        self.emulator_url = first
+        # Keep draining its output so a full pipe never blocks it.
+        threading.Thread(target=_copy_stream, args=(proc.stdout, log_path), daemon=True).start()
+
+    def _spawn(self, name: str, cmd: list[str]) -> Component:
+        log_path = self.home / "logs" / f"{name}.log"
+        log_file = log_path.open("ab")
+        proc = subprocess.Popen(
+            cmd,
+            env=self.env(),
+            cwd=self.home,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        component = Component(name, proc, log_path, log_file)
+        self.components[name] = component
+        return component
+
+    def health(self) -> dict[str, Any]:
+        response = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        """Wait for metadatabase, scheduler, triggerer and dag processor to report healthy."""
+
+        def probe() -> bool | None:
+            for name, component in self.components.items():
+                if component.proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {component.proc.returncode}:\n{component.tail()}")
+            body = self.health()
+            statuses = [part.get("status") for part in body.values() if isinstance(part, dict)]
+            return True if statuses and all(s == "healthy" for s in statuses) else None
+
+        wait_until(probe, timeout=timeout, what="Airflow components healthy")
+
+    def stop(self) -> None:
+        """Stop every component (whole sessions) and assert that no process of theirs survives."""
+        for component in reversed(list(self.components.values())):
+            component.stop()
+        leftovers = {c.name: session_pids(c.sid) for c in self.components.values() if session_pids(c.sid)}
+        self.components.clear()
+        assert not leftovers, f"processes left behind: {leftovers}"
+
+    def restart_triggerer(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Stop the triggerer's whole session with ``sig`` (SIGKILL: no clean-up at all), start a new one."""
+        self.components.pop("triggerer").stop(sig=sig)
+        self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
+
+    # ---- REST API (SimpleAuthManager: password file + POST /auth/token) --------------------------
+
+    def token(self) -> str:
+        if not self._token:
+            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+            response = requests.post(
+                f"{self.base_url}/auth/token",
+                json={"username": ADMIN_USER, "password": passwords[ADMIN_USER]},
+                timeout=10,
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the public REST API (``/api/v2`` + path) and return the decoded JSON body."""
+        response = requests.request(
+            method,
+            f"{self.base_url}/api/v2{path}",
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 90.0) -> None:
+        """Wait until the DAG processor has parsed ``dag_id`` (it then shows up in the REST API)."""
+
+        def probe() -> bool | None:
+            response = requests.get(
+                f"{self.base_url}/api/v2/dags/{dag_id}",
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=10,
+            )
+            return True if response.status_code == 200 else None
+
+        wait_until(probe, timeout=timeout, what=f"DAG {dag_id} parsed")
+
+    def trigger_dag(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Unpause ``dag_id`` and start a run now; returns its dag_run_id."""
+        self.wait_for_dag(dag_id)
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        body = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        dag_run_id: str = body["dag_run_id"]
+        return dag_run_id
+
+    def _ti_path(self, dag_id: str, dag_run_id: str, task_id: str) -> str:
+        quoted = urllib.parse.quote(dag_run_id, safe="")
+        return f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}"
+
+    def ti_state(self, dag_id: str, dag_run_id: str, task_id: str) -> str | None:
+        state: str | None = self.api("GET", self._ti_path(dag_id, dag_run_id, task_id))["state"]
+        return state
+
+    def wait_for_ti_state(
+        self, dag_id: str, dag_run_id: str, task_id: str, states: Iterable[str], timeout: float = 120.0
+    ) -> str:
+        """Wait until the TI reaches one of ``states``; fail early if it ends in another final state."""
+        wanted = set(states)
+
+        def probe() -> str | None:
+            state = self.ti_state(dag_id, dag_run_id, task_id)
+            if state in wanted:
+                return state
+            if state in TERMINAL_TI_STATES:
+                raise AssertionError(f"{dag_id}.{task_id} ended {state}, expected one of {sorted(wanted)}")
+            return None
+
+        return wait_until(probe, timeout=timeout, what=f"{dag_id}.{task_id} in {sorted(wanted)}")
+
+    def set_ti_state(self, dag_id: str, dag_run_id: str, task_id: str, state: str) -> None:
+        """What a user does with "Mark failed/success" in the UI."""
+        self.api("PATCH", self._ti_path(dag_id, dag_run_id, task_id), json={"new_state": state})
+
+    def xcom(self, dag_id: str, dag_run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The XCom value, or None while there is none."""
+        path = f"/api/v2{self._ti_path(dag_id, dag_run_id, task_id)}/xcomEntries/{key}"
+        response = requests.get(
+            f"{self.base_url}{path}",
+            params={"deserialize": "true"},
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=30,
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["value"]
+
+
+def _copy_stream(stream: IO[bytes], path: Path) -> None:
+    with path.open("ab") as sink:
+        for line in stream:
+            sink.write(line)
+            sink.flush()
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
