@@ -13,12 +13,10 @@ from asgiref.sync import sync_to_async
 from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
+from airflow_provider_airplane.triggers._watcher import watch_run
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
 
 DEFAULT_MAX_POLL_ERRORS = 5
-# Between failed polls the wait doubles from poll_interval up to this (the hook has already retried
-# each poll, honouring Retry-After, before the trigger sees the error).
-MAX_ERROR_BACKOFF = 300.0
 # Bound on a cancel issued while the trigger is being torn down (on_kill has its own 30 s bound on 3.3+;
 # the < 3.3 fallback runs inside the triggerer's cancellation path, which nothing else bounds).
 CANCEL_TIMEOUT = 25.0
@@ -107,8 +105,7 @@ class AirplaneRunTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with self._hook() as hook:
-                payload = await self._wait(hook)
+            payload = await self._wait()
         except asyncio.CancelledError:
             # Airflow 3.3+ calls on_kill() for user actions; below that this is the only chance to act.
             if not AIRFLOW_V_3_3_PLUS:
@@ -121,53 +118,37 @@ class AirplaneRunTrigger(BaseTrigger):
         self._fired_event = True
         yield TriggerEvent(payload)
 
-    async def _wait(self, hook: AirplaneAsyncHook) -> dict[str, Any]:
-        """Poll until the run ends, the deadline passes, or ``max_poll_errors`` polls in a row fail."""
-        last_status: str | None = None
-        errors = 0
-        while True:
+    async def _wait(self) -> dict[str, Any]:
+        """Wait until the run ends, the deadline passes, or ``max_poll_errors`` polls in a row fail.
+
+        Through the watcher this triggerer shares for the connection: one listing per interval for all
+        of its waiting runs, instead of a ``runs/get`` each.
+        """
+        async with watch_run(
+            self.run_id,
+            airplane_conn_id=self.airplane_conn_id,
+            env_slug=self.env_slug,
+            poll_interval=self.poll_interval,
+            max_errors=self.max_poll_errors,
+        ) as watch:
             try:
-                # Bounded by the deadline: the hook's own retries must not outlast it.
-                async with asyncio.timeout(self._remaining()) as poll:
-                    run = await hook.get_run(self.run_id)
+                async with asyncio.timeout(self._remaining()) as deadline:
+                    run = await watch.terminal()
             except Exception as err:
-                if isinstance(err, TimeoutError) and poll.expired():
-                    return self._timeout_payload(last_status)
+                if isinstance(err, TimeoutError) and deadline.expired():
+                    return self._timeout_payload(watch.last_status)
                 if not _is_transient(err):
                     return self._payload(
-                        "error", last_status, f"Cannot watch Airplane run {self.run_id}: {err}"
+                        "error", watch.last_status, f"Cannot watch Airplane run {self.run_id}: {err}"
                     )
-                errors += 1
-                if errors >= self.max_poll_errors:
-                    return self._payload(
-                        "error",
-                        last_status,
-                        f"Could not poll Airplane run {self.run_id} {errors} times in a row; "
-                        f"the run was left as it is. Last error: {err}",
-                    )
-                delay = min(self.poll_interval * 2 ** (errors - 1), MAX_ERROR_BACKOFF)
-                self.log.warning(
-                    "Polling Airplane run %s failed %d time(s) in a row (giving up at %d); next in %.1fs: %s",
-                    self.run_id,
-                    errors,
-                    self.max_poll_errors,
-                    delay,
-                    err,
+                return self._payload(
+                    "error",
+                    watch.last_status,
+                    f"Could not poll Airplane run {self.run_id} {self.max_poll_errors} times in a row; "
+                    f"the run was left as it is. Last error: {err}",
                 )
-            else:
-                errors = 0
-                delay = self.poll_interval
-                if str(run.status) != last_status:
-                    self.log.info("Airplane run %s is %s", self.run_id, run.status)
-                last_status = str(run.status)
-                if run.is_terminal:
-                    return self._terminal_payload(run)
-            remaining = self._remaining()
-            if remaining is not None:
-                if remaining <= 0:
-                    return self._timeout_payload(last_status)
-                delay = min(delay, remaining)
-            await asyncio.sleep(delay)
+        self.log.info("Airplane run %s is %s", self.run_id, run.status)
+        return self._terminal_payload(run)
 
     def _remaining(self) -> float | None:
         """Seconds until ``end_time`` (never negative), or None without a deadline."""
