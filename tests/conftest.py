@@ -5,6 +5,7 @@ The environment is set before anything imports Airflow, which reads it once at i
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -17,10 +18,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "tkn_test_5ecret_do_not_log"
 
-_home = Path(tempfile.mkdtemp(prefix="airplane-airflow-home-"))
+# Set up once per process, even if this module is imported a second time (`from tests.conftest import`).
+_marker = os.environ.get("_AIRPLANE_TEST_HOME", "")
+if _marker.startswith(f"{os.getpid()}:"):
+    _home = Path(_marker.split(":", 1)[1])
+else:
+    _home = Path(tempfile.mkdtemp(prefix="airplane-airflow-home-"))
+    os.environ["_AIRPLANE_TEST_HOME"] = f"{os.getpid()}:{_home}"
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 # One DAG folder for dag.test(): the example DAGs as they ship, plus the DAGs only tests use.
 DAGS_FOLDER = _home / "dags"
-DAGS_FOLDER.mkdir()
+DAGS_FOLDER.mkdir(exist_ok=True)
 for source in [*(REPO / "example_dags").glob("*.py"), *(REPO / "tests" / "dags").glob("*.py")]:
     shutil.copy(source, DAGS_FOLDER / source.name)
 os.environ["AIRFLOW_HOME"] = str(_home)
