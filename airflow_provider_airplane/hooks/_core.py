@@ -377,7 +377,8 @@ class Call(Generic[T]):
                     AirplaneApiError,
                     outcome.status,
                     None,
-                    f"The Airplane API answered HTTP {outcome.status}, but {err}",
+                    f"The Airplane API answered HTTP {outcome.status}, but {err}: "
+                    + self._unreadable_hint(outcome),
                 ) from None
             return None
         retryable = isinstance(outcome, Failure) or self.policy.should_retry(outcome)
@@ -394,6 +395,15 @@ class Call(Generic[T]):
             self.policy.max_attempts,
         )
         return delay
+
+    def _unreadable_hint(self, answer: Answer) -> str:
+        """What to do about a 2xx answer that is not the JSON the call expects."""
+        if answer.body.strip()[:1] in (b"{", b"[") and not _is_json(answer.body):
+            return "a proxy or the network cut the answer short; retrying the task usually helps"
+        return (
+            f"check that the host of connection {self.config.conn_id!r} is the Airplane API base URL, "
+            f"e.g. {DEFAULT_API_URL}"
+        )
 
     def _error(
         self, cls: type[AirplaneApiError], status: int | None, code: str | None, message: str
@@ -413,7 +423,8 @@ class Call(Generic[T]):
                 AirplaneApiError,
                 None,
                 None,
-                f"No answer from the Airplane API at {self.config.base_url} after {tries} ({kind}); "
+                f"No answer from the Airplane API at {self.config.base_url} after {tries} ({kind}): "
+                f"check the host of connection {self.config.conn_id!r} and that this machine can reach it; "
                 f"last error: {outcome.description}",
             )
         status = outcome.status
@@ -444,11 +455,21 @@ class Call(Generic[T]):
                 f"{self.config.environment} ({said}): grant its role access or use another key",
             )
         if status == 404:
+            if not _is_json(outcome.body):
+                return self._error(
+                    AirplaneNotFoundError,
+                    status,
+                    code,
+                    f"{self.config.base_url} answered HTTP 404 for {subject} with a page that is not the "
+                    f"Airplane API's ({said}): set the host of connection {self.config.conn_id!r} to the "
+                    f"API base URL, e.g. {DEFAULT_API_URL}",
+                )
             return self._error(
                 AirplaneNotFoundError,
                 status,
                 code,
-                f"Airplane {subject} was not found in {self.config.environment} ({said})",
+                f"Airplane {subject} was not found in {self.config.environment} ({said}): "
+                f"{_not_found_hint(subject)}",
             )
         if status == 429:
             return self._error(
@@ -473,11 +494,30 @@ class Call(Generic[T]):
         )
 
 
+def _not_found_hint(subject: str) -> str:
+    """What to check after a 404 from the API itself."""
+    if subject in ("run 'None'", "run 'null'"):
+        return (
+            "a templated run_id rendered an XCom that does not exist; check that the upstream task pushed "
+            "'airplane_run_id'"
+        )
+    if subject.startswith("run "):
+        return "check the run id, and that the connection's environment is the one the run was started in"
+    return (
+        "check the task's slug or ID, and that the task is deployed to that environment "
+        "(connection extra env_slug, or the operator's env_slug)"
+    )
+
+
 def _json_value(value: Any, what: str) -> Any:
+    """``value`` if it is strict JSON (NaN and Infinity are not: the API would reject the body)."""
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{what} must be JSON-serialisable: {err}") from None
+        raise ValueError(
+            f"{what} must be JSON-serialisable: {err}; pass only str, int, float, bool, None, lists and "
+            "dicts (e.g. a datetime as .isoformat())"
+        ) from None
     return value
 
 

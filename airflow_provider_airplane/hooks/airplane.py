@@ -18,11 +18,17 @@ from typing import Any, TypeVar
 import aiohttp
 import requests
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import AirflowException, BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowNotFoundException,
+    BaseHook,
+    mask_secret,
+)
 
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
     AirplaneAuthError,
+    AirplaneError,
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks._core import (
@@ -167,7 +173,10 @@ class AirplaneHook(_AirplaneHookBase):
     @cached_property
     def config(self) -> AirplaneConfig:
         """The connection, read once per hook."""
-        conn = self.get_connection(self.airplane_conn_id)
+        try:
+            conn = self.get_connection(self.airplane_conn_id)
+        except AirflowNotFoundException as err:
+            raise _missing_connection(self.airplane_conn_id) from err
         config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson)
         mask_secret(config.api_key)
         return config
@@ -401,7 +410,10 @@ class AirplaneAsyncHook(_AirplaneHookBase):
 
     async def _get_api(self) -> ApiCore:
         if self._api is None:
-            conn = await get_async_connection(self.airplane_conn_id, hook=self)
+            try:
+                conn = await get_async_connection(self.airplane_conn_id, hook=self)
+            except AirflowNotFoundException as err:
+                raise _missing_connection(self.airplane_conn_id) from err
             extra = await get_async_extra_dejson(conn)
             config = self._build_config(conn.host, conn.port, conn.password, extra)
             await _amask_secret(config.api_key)
@@ -488,6 +500,15 @@ class AirplaneAsyncHook(_AirplaneHookBase):
                 task_id=task_id, task_slug=task_slug, since=since, until=until, limit=limit, page=page
             )
         )
+
+
+def _missing_connection(conn_id: str) -> AirplaneError:
+    """The error for a connection id that no secrets backend knows, saying how to define it."""
+    env_var = "AIRFLOW_CONN_" + conn_id.upper().replace("-", "_")
+    return AirplaneError(
+        f"Airplane connection {conn_id!r} is not defined: create it (Admin > Connections, type Airplane, "
+        f"or the environment variable {env_var}), or pass airplane_conn_id= of a connection that exists"
+    )
 
 
 async def _amask_secret(secret: str) -> None:
