@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
 
 from airflow_provider_airplane._outcome import raise_for_run
-from airflow_provider_airplane.exceptions import AirplaneError, AirplaneRunTimeoutError
+from airflow_provider_airplane.exceptions import AirplaneError, AirplaneNotFoundError, AirplaneRunTimeoutError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
@@ -27,20 +27,33 @@ DEFAULT_OUTPUT_MAX_BYTES = 1_048_576
 # process about 5 s later, and the POST that asks for the cancel is what matters.
 CANCEL_CONFIRM_SECONDS = 3.0
 EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
+# Where a try records its run for later tries in Airflow 3.3's task_state_store. Renaming it breaks
+# re-attach for tries in flight during an upgrade.
+STATE_STORE_KEY = "airplane_run_id"
+# A run created less than this before the try started counts as the try's own (clock skew, rounding).
+CLOCK_SLACK_SECONDS = 1.0
 
 
 class AirplaneOutputTooLargeError(AirplaneError, AirflowFailException):
     """The run succeeded but its outputs exceed ``output_max_bytes``. Not retried: a new run would too."""
 
 
-def idempotency_key(context: Context) -> str:
-    """The ``Idempotency-Key`` for this try's execute call: one try never starts two runs.
+def idempotency_key(context: Context, *, try_number: int | None = None) -> str:
+    """The ``Idempotency-Key`` that starts this task instance's run.
 
-    Derived from the task instance, so every HTTP retry of the POST within a try reuses it.
+    Derived from (dag_id, task_id, run_id, map_index): every try of the task instance sends the same key
+    first, so within the API's hour a retry gets the run an earlier try started (re-attach). With
+    ``try_number`` it is that try's own key, used to start a new run after an earlier one finished.
     """
     ti = context["ti"]
-    ident = f"{ti.dag_id}\x1f{ti.task_id}\x1f{ti.run_id}\x1f{ti.map_index}\x1f{ti.try_number}"
-    return "airflow-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
+    ident = f"{ti.dag_id}\x1f{ti.task_id}\x1f{ti.run_id}\x1f{ti.map_index}"
+    base = "airflow-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
+    return base if try_number is None else try_key(base, try_number)
+
+
+def try_key(base: str, try_number: int) -> str:
+    """The key of one try, made from a task instance's key (derived or the user's)."""
+    return f"{base}-try{try_number}"
 
 
 def validate_run_id(value: Any) -> str:
@@ -109,8 +122,17 @@ class AirplaneExecuteTaskOperator(BaseOperator):
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param cancel_on_kill: cancel the run when the task ends without success while the run is in
         progress (``execution_timeout``, marked failed or cleared, an error while waiting).
-    :param durable: re-attach to a run an earlier try started (reliability work; accepted now so DAGs
-        written today keep working).
+    :param durable: when a retry finds the run an earlier try started still in progress (the worker
+        was killed, ran out of memory...), wait for that run instead of starting another. Every try
+        first sends the task instance's own ``Idempotency-Key`` (the same for every try), so within the
+        API's one hour the server answers with the earlier try's run; on Airflow 3.3+ the run id is
+        also kept in the ``task_state_store``, which covers runs older than an hour. A run that already
+        finished is not re-used: the try starts a new one with a try-specific key. ``False``: every
+        try starts its own run (try-specific key from the start).
+    :param idempotency_key: the ``Idempotency-Key`` to start the run with, instead of the one derived
+        from (dag_id, task_id, run_id, map_index); templated. Runs started with the same key within the
+        API's hour are one run. A retry after a finished run sends ``<key>-try<N>``, and with
+        ``durable=False`` every try does.
     :param output_max_bytes: largest JSON size of the outputs pushed to XCom (not checked with
         ``do_xcom_push=False``).
     """
@@ -121,6 +143,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         "param_values",
         "airplane_resources",
         "env_slug",
+        "idempotency_key",
     )
     template_fields_renderers = {"param_values": "json", "airplane_resources": "json"}
     operator_extra_links = (AirplaneRunLink(),)
@@ -142,6 +165,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         cancel_on_kill: bool = True,
         durable: bool = True,
         output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
+        idempotency_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -157,6 +181,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.durable = durable
+        self.idempotency_key = idempotency_key
         _check_output_max_bytes(output_max_bytes)
         self.output_max_bytes = output_max_bytes
         if self.timeout is not None and self.timeout < self.poll_interval:
@@ -185,16 +210,16 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         param_values = self._checked_param_values()
         resources = self._checked_resources()
         hook = self._hook()
-        run_id = hook.execute_task(
-            slug,
-            task_id=task_id,
-            param_values=param_values,
-            resources=resources,
-            idempotency_key=idempotency_key(context),
-        )
+
+        def start(key: str) -> str:
+            return hook.execute_task(
+                slug, task_id=task_id, param_values=param_values, resources=resources, idempotency_key=key
+            )
+
+        run_id = self._start_or_reattach(context, hook, start, started_at)
         self._run_id = run_id
         run_url = hook.get_run_url(run_id)
-        self.log.info("Started Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
+        self.log.info("Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
         try:
             push_run_xcoms(context, hook, run_id)
             if not self.wait_for_completion:
@@ -215,6 +240,80 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
             raise
         return self._finish(hook, run, run_url)
+
+    def _start_or_reattach(
+        self, context: Context, hook: AirplaneHook, start: Callable[[str], str], started_at: float
+    ) -> str:
+        """The run this try waits for: one an earlier try started and that is still in progress, or a new one.
+
+        See ``durable`` in the class docstring for the rules. The task_state_store is used directly rather
+        than through ``ResumableJobMixin``: the mixin's ``execute_resumable`` covers only a blocking wait
+        (not deferral), and its stand-in below Airflow 3.3 forces ``durable=False``, which would also turn
+        off the re-attach by idempotency key that works on every version.
+        """
+        try_number = _try_number(context)
+        base = self._base_key(context)
+        if not self.durable:
+            return start(try_key(base, try_number))
+        store = _state_store(context)
+        if try_number > 1 and store is not None:
+            remembered = self._remembered_run(store, hook)
+            if remembered is not None:
+                if not remembered.is_terminal:
+                    self._log_reattached(remembered)
+                    return remembered.id
+                return self._start_after(remembered, start, try_key(base, try_number), store)
+        run_id = start(base)
+        if try_number > 1:
+            run = hook.get_run(run_id)
+            if _created_before(run, started_at):
+                if not run.is_terminal:
+                    self._log_reattached(run)
+                    _remember(store, run_id, self.log)
+                    return run_id
+                return self._start_after(run, start, try_key(base, try_number), store)
+        self.log.info("Started Airplane run %s", run_id)
+        _remember(store, run_id, self.log)
+        return run_id
+
+    def _base_key(self, context: Context) -> str:
+        if self.idempotency_key is None:
+            return idempotency_key(context)
+        key = self.idempotency_key
+        if not isinstance(key, str) or not key.strip():
+            raise AirflowFailException(f"idempotency_key must be a non-empty string, got {key!r}")
+        if "{{" in key or "{%" in key:
+            raise AirflowFailException(f"idempotency_key was not rendered as a template: {key!r}")
+        return key.strip()
+
+    def _remembered_run(self, store: Any, hook: AirplaneHook) -> AirplaneRun | None:
+        """The run an earlier try recorded in the task state store (Airflow 3.3+), if it still exists."""
+        try:
+            run_id = store.get(STATE_STORE_KEY)
+        except Exception as err:
+            self.log.warning("Could not read the task state store, relying on the idempotency key: %s", err)
+            return None
+        if not isinstance(run_id, str) or not run_id:
+            return None
+        try:
+            return hook.get_run(run_id)
+        except AirplaneNotFoundError:
+            self.log.warning("Airplane run %s recorded by an earlier try no longer exists", run_id)
+            return None
+
+    def _log_reattached(self, run: AirplaneRun) -> None:
+        self.log.info("Re-attached to run %s started by an earlier try (it is %s)", run.id, run.status)
+
+    def _start_after(self, earlier: AirplaneRun, start: Callable[[str], str], key: str, store: Any) -> str:
+        run_id = start(key)
+        self.log.info(
+            "Airplane run %s of an earlier try already ended %s; started run %s",
+            earlier.id,
+            earlier.status,
+            run_id,
+        )
+        _remember(store, run_id, self.log)
+        return run_id
 
     def _defer(self, run_id: str, started_at: float) -> NoReturn:
         """Hand the wait to the triggerer.
@@ -439,6 +538,37 @@ class AirplaneCancelRunOperator(BaseOperator):
         if run.status != RunStatus.CANCELLED:
             self.log.info("Airplane run %s had already ended %s", run_id, run.status)
         return str(run.status)
+
+
+def _try_number(context: Context) -> int:
+    number = getattr(context["ti"], "try_number", None)
+    return number if isinstance(number, int) and number > 0 else 1
+
+
+def _state_store(context: Context) -> Any:
+    """Airflow 3.3's ``task_state_store`` (durable execution, AIP-103), or None before 3.3."""
+    getter = getattr(context, "get", None)
+    return getter("task_state_store") if getter is not None else None
+
+
+def _remember(store: Any, run_id: str, log: Any) -> None:
+    """Record the run for later tries (best effort: the idempotency key still covers an hour)."""
+    if store is None:
+        return
+    try:
+        store.set(STATE_STORE_KEY, run_id)
+    except Exception as err:
+        log.warning("Could not record Airplane run %s in the task state store: %s", run_id, err)
+
+
+def _created_before(run: AirplaneRun, started_at: float) -> bool:
+    """Whether ``run`` existed before this try started (an earlier try's run the API handed back).
+
+    A run without ``createdAt`` counts as earlier. Compares Airplane's clock with ours, within a second.
+    """
+    if run.created_at is None:
+        return True
+    return run.created_at.timestamp() < started_at - CLOCK_SLACK_SECONDS
 
 
 def validate_event(event: dict[str, Any] | None) -> tuple[str, str, str]:

@@ -149,6 +149,7 @@ def test_templated_fields_and_renderers() -> None:
         "param_values",
         "airplane_resources",
         "env_slug",
+        "idempotency_key",
     }
     assert task.template_fields_renderers == {"param_values": "json", "airplane_resources": "json"}
 
@@ -197,17 +198,30 @@ def test_run_left_running_on_purpose_is_not_cancelled_by_on_kill(
     assert emu.request_counts().get(CANCEL, 0) == 0
 
 
-def test_idempotency_key_reused_within_a_try_and_new_per_try(
+def test_idempotency_key_reused_within_a_try_and_new_per_task_instance(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
     first = op(slug="long", wait_for_completion=False).execute(task_ctx(try_number=1))
     again = op(slug="long", wait_for_completion=False).execute(task_ctx(try_number=1))
-    retry = op(slug="long", wait_for_completion=False).execute(task_ctx(try_number=2))
     mapped = op(slug="long", wait_for_completion=False).execute(task_ctx(map_index=3))
+    other_run = op(slug="long", wait_for_completion=False).execute(task_ctx(run_id="manual__other"))
     assert first == again
-    assert len({first, retry, mapped}) == 3
+    assert len({first, mapped, other_run}) == 3
     sent = [e["headers"].get("Idempotency-Key") for e in emu.request_log() if e["path"] == EXECUTE]
     assert sent[0] == idempotency_key(task_ctx(try_number=1))  # type: ignore[arg-type]
+    # The derived key leaves the try number out (a retry re-attaches, see test_durable.py) ...
+    assert sent[0] == idempotency_key(task_ctx(try_number=2))  # type: ignore[arg-type]
+    # ... and a try's own key is that key plus the try.
+    assert idempotency_key(task_ctx(), try_number=2) == sent[0] + "-try2"  # type: ignore[arg-type]
+
+
+def test_idempotency_key_new_per_try_without_durable(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    first = op(slug="long", wait_for_completion=False, durable=False).execute(task_ctx(try_number=1))
+    again = op(slug="long", wait_for_completion=False, durable=False).execute(task_ctx(try_number=1))
+    retry = op(slug="long", wait_for_completion=False, durable=False).execute(task_ctx(try_number=2))
+    assert first == again
+    assert retry != first
+    assert len(emu.runs()) == 2
 
 
 def test_failed_run_fails_with_error_and_url(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:

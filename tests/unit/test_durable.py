@@ -1,0 +1,234 @@
+"""Idempotent start and re-attach on retry (``durable``, ``idempotency_key``) of AirplaneExecuteTaskOperator.
+
+Each try is an ``execute`` call with the task instance's ``try_number``, against the emulator over real
+HTTP. A try that "died" after starting its run is one that returned without waiting
+(``wait_for_completion=False``): the emulator sees exactly what a SIGKILLed worker leaves behind. The
+same under a real scheduler with a real SIGKILL is in tests/integration/test_reliability_in_airflow.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
+
+from airflow_provider_airplane.exceptions import AirplaneRunFailedError
+from airflow_provider_airplane.operators import airplane as airplane_operators
+from airflow_provider_airplane.operators.airplane import (
+    STATE_STORE_KEY,
+    AirplaneExecuteTaskOperator,
+    idempotency_key,
+)
+from airflow_provider_airplane.testing import AirplaneEmulator
+
+EXECUTE = "/v0/tasks/execute"
+ContextFactory = Callable[..., Any]  # an execution context (a dict; typed loosely, as Context is a TypedDict)
+
+
+@pytest.fixture(autouse=True)
+def tries_in_quick_succession(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tries here follow each other within milliseconds, not seconds as under a scheduler.
+
+    The operator tells an earlier try's run from its own by ``createdAt`` with a second of slack for
+    clock skew; the emulator shares this clock (microseconds), so none is needed here.
+    """
+    monkeypatch.setattr(airplane_operators, "CLOCK_SLACK_SECONDS", 0.0)
+
+
+@pytest.fixture
+def emu(airplane_conn: AirplaneEmulator) -> AirplaneEmulator:
+    airplane_conn.add_task("work", output={"rows": 7}, duration=1.5)
+    airplane_conn.add_task("instant", output={"rows": 1})
+    airplane_conn.add_task("forever", duration=100_000)
+    return airplane_conn
+
+
+def op(**kwargs: Any) -> AirplaneExecuteTaskOperator:
+    kwargs.setdefault("slug", "work")
+    kwargs.setdefault("poll_interval", 0.1)
+    return AirplaneExecuteTaskOperator(task_id="run_it", **kwargs)
+
+
+def died_after_start(ctx: Any, **kwargs: Any) -> str:
+    """A try that started its run and never waited for it (what a SIGKILL leaves behind)."""
+    run_id: str = op(wait_for_completion=False, **kwargs).execute(ctx)
+    return run_id
+
+
+def sent_keys(emu: AirplaneEmulator) -> list[str]:
+    return [e["headers"].get("Idempotency-Key") for e in emu.request_log() if e["path"] == EXECUTE]
+
+
+def logged(capfd: pytest.CaptureFixture[str]) -> str:
+    out, err = capfd.readouterr()
+    return out + err
+
+
+class FakeStateStore:
+    """Airflow 3.3's ``task_state_store`` as the operator uses it (``get``/``set``), kept in a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def with_store(ctx: Any, store: FakeStateStore) -> Any:
+    """``ctx`` as Airflow 3.3 builds it: with a ``task_state_store``."""
+    return {**ctx, "task_state_store": store}
+
+
+def test_retry_reattaches_to_the_run_in_progress(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first = died_after_start(task_ctx(try_number=1))
+    ctx = task_ctx(try_number=2)
+
+    assert op().execute(ctx) == {"rows": 7}
+
+    assert [run["id"] for run in emu.runs()] == [first]
+    assert ctx["ti"].xcoms["airplane_run_id"] == first
+    assert ctx["ti"].xcoms["airplane_run_url"].endswith(f"/runs/{first}")
+    assert sent_keys(emu) == [idempotency_key(ctx)] * 2  # type: ignore[arg-type]
+    assert f"Re-attached to run {first} started by an earlier try" in logged(capfd)
+
+
+def test_deferred_retry_reattaches_to_the_run_in_progress(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    first = died_after_start(task_ctx(try_number=1))
+    ctx = task_ctx(try_number=2)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op(deferrable=True).execute(ctx)
+
+    assert deferred.value.trigger.run_id == first  # type: ignore[attr-defined]
+    assert len(emu.runs()) == 1
+    assert ctx["ti"].xcoms["airplane_run_id"] == first
+
+
+def test_retry_after_a_failed_run_starts_exactly_one_new_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    emu.add_task("flaky", fail=True, error="first run breaks", duration=0.3)
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="flaky").execute(task_ctx(try_number=1))
+    failed = emu.runs()[0]["id"]
+    emu.add_task("flaky", output={"ok": True}, duration=0.3)  # the next run of it succeeds
+    ctx = task_ctx(try_number=2)
+
+    assert op(slug="flaky").execute(ctx) == {"ok": True}
+
+    runs = emu.runs()
+    assert [run["status"] for run in runs] == ["Failed", "Succeeded"]
+    assert runs[0]["id"] == failed
+    assert ctx["ti"].xcoms["airplane_run_id"] == runs[1]["id"]
+    base = idempotency_key(ctx)  # type: ignore[arg-type]
+    assert sent_keys(emu) == [base, base, base + "-try2"]
+    assert f"Airplane run {failed} of an earlier try already ended Failed" in logged(capfd)
+
+
+def test_clearing_a_succeeded_task_runs_it_again(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    """A finished run is never re-used, success included: clearing a task means "run it again"."""
+    assert op(slug="instant").execute(task_ctx(try_number=1)) == {"rows": 1}
+    assert op(slug="instant").execute(task_ctx(try_number=2)) == {"rows": 1}
+    assert len(emu.runs()) == 2
+
+
+def test_a_run_that_finishes_at_once_is_the_tries_own(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """A retry whose earlier try never started a run: its own instant run is not taken for an old one."""
+    assert op(slug="instant").execute(task_ctx(try_number=3)) == {"rows": 1}
+    assert len(emu.runs()) == 1
+
+
+def test_without_durable_every_try_starts_a_run(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    first = died_after_start(task_ctx(try_number=1), durable=False)
+    ctx = task_ctx(try_number=2)
+
+    assert op(durable=False).execute(ctx) == {"rows": 7}
+
+    runs = emu.runs()
+    assert len(runs) == 2
+    assert ctx["ti"].xcoms["airplane_run_id"] == runs[1]["id"] != first
+    base = idempotency_key(ctx)  # type: ignore[arg-type]
+    assert sent_keys(emu) == [base + "-try1", base + "-try2"]
+
+
+def test_user_key_is_sent_as_given_and_names_one_run(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    first = died_after_start(task_ctx(try_number=1), idempotency_key="nightly-2026-01-01")
+    # Another task instance with the same key gets the same run: the key, not the TI, names it.
+    other = task_ctx(task_id="other_task", try_number=1)
+
+    assert op(idempotency_key="nightly-2026-01-01").execute(other) == {"rows": 7}
+
+    assert [run["id"] for run in emu.runs()] == [first]
+    assert sent_keys(emu) == ["nightly-2026-01-01"] * 2
+
+
+def test_user_key_retry_after_a_failed_run(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    emu.add_task("broken", fail=True, error="boom", duration=0.2)
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken", idempotency_key="k-1").execute(task_ctx(try_number=1))
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken", idempotency_key="k-1").execute(task_ctx(try_number=2))
+    assert len(emu.runs()) == 2
+    assert sent_keys(emu) == ["k-1", "k-1", "k-1-try2"]
+
+
+@pytest.mark.parametrize("key", ["", "   ", "{{ ds }}"])
+def test_bad_user_key_fails_before_any_run(task_ctx: ContextFactory, emu: AirplaneEmulator, key: str) -> None:
+    with pytest.raises(Exception, match="idempotency_key"):
+        op(idempotency_key=key).execute(task_ctx())
+    assert emu.request_counts().get(EXECUTE, 0) == 0
+
+
+def test_state_store_reattaches_after_the_key_expired(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Airflow 3.3's task_state_store remembers the run past the API's one-hour key window."""
+    store = FakeStateStore()
+    first = died_after_start(with_store(task_ctx(try_number=1), store), slug="forever")
+    assert store.values == {STATE_STORE_KEY: first}
+    emu.clock_offset = 2 * 3600  # the Idempotency-Key is forgotten; the run is still Active
+    ctx = with_store(task_ctx(try_number=2), store)
+
+    assert died_after_start(ctx, slug="forever") == first
+
+    assert emu.request_counts()[EXECUTE] == 1  # no POST at all
+    assert len(emu.runs()) == 1
+
+
+def test_without_state_store_an_expired_key_starts_a_new_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """The limit below Airflow 3.3: re-attach by key only works within the API's hour."""
+    first = died_after_start(task_ctx(try_number=1), slug="forever")
+    emu.clock_offset = 2 * 3600
+
+    assert died_after_start(task_ctx(try_number=2), slug="forever") != first
+    assert len(emu.runs()) == 2
+
+
+def test_state_store_run_that_ended_is_replaced_once(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    store = FakeStateStore()
+    emu.add_task("broken", fail=True, error="boom", duration=0.2)
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken").execute(with_store(task_ctx(try_number=1), store))
+    failed = store.values[STATE_STORE_KEY]
+    ctx = with_store(task_ctx(try_number=2), store)
+
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken").execute(ctx)
+
+    runs = emu.runs()
+    assert len(runs) == 2
+    assert store.values[STATE_STORE_KEY] == runs[1]["id"] != failed
+    assert sent_keys(emu)[-1] == idempotency_key(ctx, try_number=2)  # type: ignore[arg-type]
