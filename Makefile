@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ test: venv
 
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Benchmarks print numbers (see README "Performance"); BENCH_ARGS=--quick for a short watch run.
+bench-watch: venv
+	$(BIN)/python benchmarks/watch.py $(BENCH_ARGS)
+
+bench-hook: venv
+	$(BIN)/python benchmarks/hook.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
