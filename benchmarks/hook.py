@@ -21,28 +21,14 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 
+from airflow_provider_airplane.testing import start_standalone
+
 API_KEY = "tkn_benchmark"
-
-
-def _start_emulator() -> tuple[subprocess.Popen[str], str]:
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_airplane.testing", "--port", "0", "--api-key", API_KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    url = emulator.stdout.readline().strip()
-    if not url.startswith("http"):
-        emulator.kill()
-        raise SystemExit(f"the emulator did not start (first line {url!r})")
-    return emulator, url
 
 
 def _rate(call: Callable[[], object], calls: int) -> float:
@@ -59,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (3)")
     args = parser.parse_args(argv)
 
-    emulator, url = _start_emulator()
+    emulator, url = start_standalone(api_key=API_KEY)
     home = tempfile.TemporaryDirectory(prefix="airplane-bench-")
     os.environ.update(
         {

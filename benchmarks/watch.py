@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_airplane.testing import start_standalone
+
 API_KEY = "tkn_benchmark"
 GET = "/v0/runs/get"
 LIST = "/v0/runs/list"
@@ -174,38 +176,13 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 # The parent: one emulator and one child per (N, mode) ---------------------------------------------------
 
 
-def _start_emulator(tasks: Path) -> tuple[subprocess.Popen[str], str]:
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_airplane.testing",
-            "--port",
-            "0",
-            "--api-key",
-            API_KEY,
-            "--tasks",
-            str(tasks),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    url = emulator.stdout.readline().strip()
-    if not url.startswith("http"):
-        emulator.kill()
-        raise SystemExit(f"the emulator did not start (first line {url!r})")
-    return emulator, url
-
-
 def _measure(args: argparse.Namespace, n: int, mode: str, home: Path) -> dict[str, Any]:
     rng = random.Random(args.seed + n)
     tasks = home / f"tasks-{n}.json"
     tasks.write_text(
         json.dumps({f"b{i}": {"duration": args.lead + rng.uniform(0, args.spread)} for i in range(n)})
     )
-    emulator, url = _start_emulator(tasks)
+    emulator, url = start_standalone(api_key=API_KEY, tasks=tasks)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),

@@ -13,34 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from airflow_provider_airplane.testing import start_standalone
+
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow" / "demo"
 DAG_ID = "example_airplane_execute"
 API_KEY = "tkn_demo_local_key"
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_airplane.testing",
-            "--port",
-            "0",
-            "--api-key",
-            API_KEY,
-            "--tasks",
-            str(REPO / "example_dags" / "airplane_tasks.json"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        sys.exit(f"The emulator did not start (first line: {url!r})")
-    return proc, url
 
 
 def airflow(env: dict[str, str], *args: str, log: Path) -> None:
@@ -80,7 +58,7 @@ def main() -> int:
     HOME.mkdir(parents=True, exist_ok=True)
     log = HOME / "demo.log"
     log.write_text("")
-    emulator, url = start_emulator()
+    emulator, url = start_standalone(api_key=API_KEY, tasks=REPO / "example_dags" / "airplane_tasks.json")
     print(f"Airplane emulator serving {url}")
     env = {
         **os.environ,

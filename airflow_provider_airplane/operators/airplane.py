@@ -67,7 +67,17 @@ def validate_run_id(value: Any) -> str:
             "'airplane_run_id'."
         )
     if "{{" in text or "{%" in text:
-        raise AirflowFailException(f"run_id was not rendered as a template: {text!r}")
+        raise AirflowFailException(
+            f"run_id was not rendered as a template: {text!r}. Pass the template as this operator's "
+            "run_id= (a templated field); templates elsewhere are not rendered."
+        )
+    if text in ("None", "null"):
+        raise AirflowFailException(
+            f"run_id rendered as {text!r}: the XCom it pulls does not exist; check that the upstream "
+            "task pushed 'airplane_run_id'."
+        )
+    if any(char.isspace() for char in text):
+        raise AirflowFailException(f"run_id {text!r} contains whitespace; Airplane run ids have none.")
     return text
 
 
@@ -448,7 +458,9 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as err:
                 raise AirflowFailException(
-                    f"param_values[{key!r}] is not JSON-serialisable ({type(value).__name__}): {err}"
+                    f"param_values[{key!r}] is not JSON-serialisable ({type(value).__name__}): {err}; "
+                    "pass only JSON values (str, int, float, bool, None, list, dict), e.g. a datetime "
+                    "as .isoformat()"
                 ) from err
         return values
 

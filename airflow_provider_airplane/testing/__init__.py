@@ -20,6 +20,7 @@ computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_em
 from __future__ import annotations
 
 from airflow_provider_airplane.testing._client import EmulatorClient
+from airflow_provider_airplane.testing._process import start_standalone
 from airflow_provider_airplane.testing._server import AirplaneEmulator
 
-__all__ = ["AirplaneEmulator", "EmulatorClient"]
+__all__ = ["AirplaneEmulator", "EmulatorClient", "start_standalone"]
