@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ bench-watch: venv
 
 bench-hook: venv
 	$(BIN)/python benchmarks/hook.py $(BENCH_ARGS)
+
+bench-import: venv
+	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
