@@ -64,3 +64,7 @@ class AirplaneRunCancelledError(AirplaneRunError, AirflowFailException):
 
 class AirplaneRunTimeoutError(AirplaneRunError):
     """The wait's timeout passed; the run was cancelled."""
+
+
+class AirplaneOutputTooLargeError(AirplaneError, AirflowFailException):
+    """The run succeeded but its outputs exceed ``output_max_bytes``. Not retried: a new run would too."""

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
 
 from airflow_provider_airplane._outcome import raise_for_run
-from airflow_provider_airplane.exceptions import AirplaneError, AirplaneNotFoundError, AirplaneRunTimeoutError
+from airflow_provider_airplane.exceptions import (
+    AirplaneError,
+    AirplaneNotFoundError,
+    AirplaneOutputTooLargeError,
+    AirplaneRunTimeoutError,
+)
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
@@ -32,10 +37,6 @@ EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"
 STATE_STORE_KEY = "airplane_run_id"
 # A run created less than this before the try started counts as the try's own (clock skew, rounding).
 CLOCK_SLACK_SECONDS = 1.0
-
-
-class AirplaneOutputTooLargeError(AirplaneError, AirflowFailException):
-    """The run succeeded but its outputs exceed ``output_max_bytes``. Not retried: a new run would too."""
 
 
 def idempotency_key(context: Context, *, try_number: int | None = None) -> str:
