@@ -1,7 +1,7 @@
 """Hooks for Airplane's REST API: ``AirplaneHook`` (requests) for workers, ``AirplaneAsyncHook`` (aiohttp)
 for triggers.
 
-Both only move bytes: requests, error mapping and retry decisions come from ``_core``.
+Both only move bytes: requests, error mapping and retry decisions come from ``_api`` and ``_exchange``.
 """
 
 from __future__ import annotations
@@ -25,27 +25,28 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
+from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
     AirplaneAuthError,
     AirplaneError,
     AirplaneRunTimeoutError,
 )
-from airflow_provider_airplane.hooks._core import (
+from airflow_provider_airplane.hooks._api import (
     MAX_PAGE_SIZE,
-    AirplaneConfig,
-    Answer,
     ApiCore,
+    after_cancel_error,
+    outputs_unavailable,
+)
+from airflow_provider_airplane.hooks._config import AirplaneConfig
+from airflow_provider_airplane.hooks._exchange import (
+    Answer,
     Call,
     Failure,
     HttpRequest,
     Operation,
     RetryPolicy,
-    after_cancel_error,
-    check_positive,
-    check_reference,
     explain_test_failure,
-    outputs_unavailable,
 )
 from airflow_provider_airplane.models import AirplaneRun
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS

@@ -30,15 +30,10 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 
+from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
-from airflow_provider_airplane.hooks._core import (
-    MAX_PAGE_SIZE,
-    Answer,
-    Failure,
-    HttpRequest,
-    check_positive,
-    check_reference,
-)
+from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE
+from airflow_provider_airplane.hooks._exchange import Answer, Failure, HttpRequest
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun
 

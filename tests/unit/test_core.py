@@ -9,17 +9,10 @@ from typing import Any
 import pendulum
 import pytest
 
+from airflow_provider_airplane._validation import check_reference, rfc3339
 from airflow_provider_airplane.exceptions import AirplaneError
-from airflow_provider_airplane.hooks._core import (
-    DEFAULT_API_URL,
-    DEFAULT_APP_URL,
-    AirplaneConfig,
-    Answer,
-    Failure,
-    RetryPolicy,
-    check_reference,
-    rfc3339,
-)
+from airflow_provider_airplane.hooks._config import DEFAULT_API_URL, DEFAULT_APP_URL, AirplaneConfig
+from airflow_provider_airplane.hooks._exchange import Answer, Failure, RetryPolicy
 
 KEY = "tkn_core_5ecret_value"
 
