@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
 
+from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._validation import for_task, json_value, validate_run_id
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
-    AirplaneNotFoundError,
     AirplaneOutputTooLargeError,
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
+from airflow_provider_airplane.operators._reattach import start_or_reattach
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -31,55 +32,6 @@ DEFAULT_OUTPUT_MAX_BYTES = 1_048_576
 # How long a best-effort cancel waits to see Cancelled. Short: on SIGTERM the supervisor kills the
 # process about 5 s later, and the POST that asks for the cancel is what matters.
 CANCEL_CONFIRM_SECONDS = 3.0
-EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
-# Where a try records its run for later tries in Airflow 3.3's task_state_store. Renaming it breaks
-# re-attach for tries in flight during an upgrade.
-STATE_STORE_KEY = "airplane_run_id"
-# A run created less than this before the try started counts as the try's own (clock skew, rounding).
-CLOCK_SLACK_SECONDS = 1.0
-
-
-def idempotency_key(context: Context, *, try_number: int | None = None) -> str:
-    """The ``Idempotency-Key`` that starts this task instance's run.
-
-    Derived from (dag_id, task_id, run_id, map_index): every try of the task instance sends the same key
-    first, so within the API's hour a retry gets the run an earlier try started (re-attach). With
-    ``try_number`` it is that try's own key, used to start a new run after an earlier one finished.
-    """
-    ti = context["ti"]
-    ident = f"{ti.dag_id}\x1f{ti.task_id}\x1f{ti.run_id}\x1f{ti.map_index}"
-    base = "airflow-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
-    return base if try_number is None else try_key(base, try_number)
-
-
-def try_key(base: str, try_number: int) -> str:
-    """The key of one try, made from a task instance's key (derived or the user's)."""
-    return f"{base}-try{try_number}"
-
-
-def validate_run_id(value: Any) -> str:
-    """A rendered ``run_id`` argument, or a clear error (fails the task without retries)."""
-    if not isinstance(value, str):
-        raise AirflowFailException(f"run_id must be a string, got {type(value).__name__}: {value!r}")
-    text = value.strip()
-    if not text:
-        raise AirflowFailException(
-            "run_id is empty. When it is templated from XCom, check that the upstream task pushed "
-            "'airplane_run_id'."
-        )
-    if "{{" in text or "{%" in text:
-        raise AirflowFailException(
-            f"run_id was not rendered as a template: {text!r}. Pass the template as this operator's "
-            "run_id= (a templated field); templates elsewhere are not rendered."
-        )
-    if text in ("None", "null"):
-        raise AirflowFailException(
-            f"run_id rendered as {text!r}: the XCom it pulls does not exist; check that the upstream "
-            "task pushed 'airplane_run_id'."
-        )
-    if any(char.isspace() for char in text):
-        raise AirflowFailException(f"run_id {text!r} contains whitespace; Airplane run ids have none.")
-    return text
 
 
 def check_output_size(outputs: Any, *, max_bytes: int, run_id: str) -> None:
@@ -227,7 +179,15 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                 slug, task_id=task_id, param_values=param_values, resources=resources, idempotency_key=key
             )
 
-        run_id = self._start_or_reattach(context, hook, start, started_at)
+        run_id = start_or_reattach(
+            context,
+            hook,
+            start,
+            started_at=started_at,
+            durable=self.durable,
+            user_key=self.idempotency_key,
+            log=self.log,
+        )
         self._run_id = run_id
         run_url = hook.get_run_url(run_id)
         self.log.info("Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
@@ -251,80 +211,6 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
             raise
         return self._finish(hook, run, run_url)
-
-    def _start_or_reattach(
-        self, context: Context, hook: AirplaneHook, start: Callable[[str], str], started_at: float
-    ) -> str:
-        """The run this try waits for: one an earlier try started and that is still in progress, or a new one.
-
-        See ``durable`` in the class docstring for the rules. The task_state_store is used directly rather
-        than through ``ResumableJobMixin``: the mixin's ``execute_resumable`` covers only a blocking wait
-        (not deferral), and its stand-in below Airflow 3.3 forces ``durable=False``, which would also turn
-        off the re-attach by idempotency key that works on every version.
-        """
-        try_number = _try_number(context)
-        base = self._base_key(context)
-        if not self.durable:
-            return start(try_key(base, try_number))
-        store = _state_store(context)
-        if try_number > 1 and store is not None:
-            remembered = self._remembered_run(store, hook)
-            if remembered is not None:
-                if not remembered.is_terminal:
-                    self._log_reattached(remembered)
-                    return remembered.id
-                return self._start_after(remembered, start, try_key(base, try_number), store)
-        run_id = start(base)
-        if try_number > 1:
-            run = hook.get_run(run_id)
-            if _created_before(run, started_at):
-                if not run.is_terminal:
-                    self._log_reattached(run)
-                    _remember(store, run_id, self.log)
-                    return run_id
-                return self._start_after(run, start, try_key(base, try_number), store)
-        self.log.info("Started Airplane run %s", run_id)
-        _remember(store, run_id, self.log)
-        return run_id
-
-    def _base_key(self, context: Context) -> str:
-        if self.idempotency_key is None:
-            return idempotency_key(context)
-        key = self.idempotency_key
-        if not isinstance(key, str) or not key.strip():
-            raise AirflowFailException(f"idempotency_key must be a non-empty string, got {key!r}")
-        if "{{" in key or "{%" in key:
-            raise AirflowFailException(f"idempotency_key was not rendered as a template: {key!r}")
-        return key.strip()
-
-    def _remembered_run(self, store: Any, hook: AirplaneHook) -> AirplaneRun | None:
-        """The run an earlier try recorded in the task state store (Airflow 3.3+), if it still exists."""
-        try:
-            run_id = store.get(STATE_STORE_KEY)
-        except Exception as err:
-            self.log.warning("Could not read the task state store, relying on the idempotency key: %s", err)
-            return None
-        if not isinstance(run_id, str) or not run_id:
-            return None
-        try:
-            return hook.get_run(run_id)
-        except AirplaneNotFoundError:
-            self.log.warning("Airplane run %s recorded by an earlier try no longer exists", run_id)
-            return None
-
-    def _log_reattached(self, run: AirplaneRun) -> None:
-        self.log.info("Re-attached to run %s started by an earlier try (it is %s)", run.id, run.status)
-
-    def _start_after(self, earlier: AirplaneRun, start: Callable[[str], str], key: str, store: Any) -> str:
-        run_id = start(key)
-        self.log.info(
-            "Airplane run %s of an earlier try already ended %s; started run %s",
-            earlier.id,
-            earlier.status,
-            run_id,
-        )
-        _remember(store, run_id, self.log)
-        return run_id
 
     def _defer(self, run_id: str, started_at: float) -> NoReturn:
         """Hand the wait to the triggerer.
@@ -452,17 +338,10 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             return None
         if not isinstance(values, dict):
             raise AirflowFailException(f"param_values must be a dict, got {type(values).__name__}")
-        for key, value in values.items():
+        for key in values:
             if not isinstance(key, str):
                 raise AirflowFailException(f"param_values keys must be strings, got {key!r}")
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as err:
-                raise AirflowFailException(
-                    f"param_values[{key!r}] is not JSON-serialisable ({type(value).__name__}): {err}; "
-                    "pass only JSON values (str, int, float, bool, None, list, dict), e.g. a datetime "
-                    "as .isoformat()"
-                ) from err
+        for_task(json_value, values, "param_values")
         return values
 
     def _checked_resources(self) -> dict[str, str] | None:
@@ -551,60 +430,6 @@ class AirplaneCancelRunOperator(BaseOperator):
         if run.status != RunStatus.CANCELLED:
             self.log.info("Airplane run %s had already ended %s", run_id, run.status)
         return str(run.status)
-
-
-def _try_number(context: Context) -> int:
-    number = getattr(context["ti"], "try_number", None)
-    return number if isinstance(number, int) and number > 0 else 1
-
-
-def _state_store(context: Context) -> Any:
-    """Airflow 3.3's ``task_state_store`` (durable execution, AIP-103), or None before 3.3."""
-    getter = getattr(context, "get", None)
-    return getter("task_state_store") if getter is not None else None
-
-
-def _remember(store: Any, run_id: str, log: Any) -> None:
-    """Record the run for later tries (best effort: the idempotency key still covers an hour)."""
-    if store is None:
-        return
-    try:
-        store.set(STATE_STORE_KEY, run_id)
-    except Exception as err:
-        log.warning("Could not record Airplane run %s in the task state store: %s", run_id, err)
-
-
-def _created_before(run: AirplaneRun, started_at: float) -> bool:
-    """Whether ``run`` existed before this try started (an earlier try's run the API handed back).
-
-    A run without ``createdAt`` counts as earlier. Compares Airplane's clock with ours, within a second.
-    """
-    if run.created_at is None:
-        return True
-    return run.created_at.timestamp() < started_at - CLOCK_SLACK_SECONDS
-
-
-def validate_event(event: dict[str, Any] | None) -> tuple[str, str, str]:
-    """``(status, run_id, message)`` of a trigger event, or an error naming what is wrong with it."""
-    if not isinstance(event, dict):
-        raise AirplaneError(f"Expected a trigger event dict, got {event!r}")
-    status = event.get("status")
-    run_id = event.get("run_id")
-    if status not in EVENT_STATUSES:
-        raise AirplaneError(f"Trigger event has unknown status {status!r}: {event!r}")
-    if not isinstance(run_id, str) or not run_id:
-        raise AirplaneError(f"Trigger event has no run_id: {event!r}")
-    return str(status), run_id, str(event.get("message") or "")
-
-
-def backstop(end_time: float | None, now: float, poll_interval: float) -> timedelta | None:
-    """The framework's deferral timeout: none without a deadline, else well after the trigger's own.
-
-    A framework timeout skips ``execute_complete`` (no cancel), so it must never fire first.
-    """
-    if end_time is None:
-        return None
-    return timedelta(seconds=max(0.0, end_time - now) + 2 * poll_interval)
 
 
 def _is_literal(value: Any) -> bool:

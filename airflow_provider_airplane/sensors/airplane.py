@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
 
+from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._validation import validate_run_id
 from airflow_provider_airplane.exceptions import AirplaneError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
-from airflow_provider_airplane.operators.airplane import backstop, validate_event, validate_run_id
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -15,12 +15,9 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_airplane.exceptions import AirplaneRunFailedError
-from airflow_provider_airplane.operators import airplane as airplane_operators
-from airflow_provider_airplane.operators.airplane import (
-    STATE_STORE_KEY,
-    AirplaneExecuteTaskOperator,
-    idempotency_key,
-)
+from airflow_provider_airplane.operators import _reattach as airplane_operators
+from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key
+from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
 from airflow_provider_airplane.testing import AirplaneEmulator
 
 EXECUTE = "/v0/tasks/execute"

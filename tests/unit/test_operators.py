@@ -23,12 +23,12 @@ from airflow_provider_airplane.exceptions import (
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.operators._reattach import idempotency_key
 from airflow_provider_airplane.operators.airplane import (
     AirplaneCancelRunOperator,
     AirplaneExecuteTaskOperator,
     AirplaneGetRunOutputsOperator,
     AirplaneOutputTooLargeError,
-    idempotency_key,
 )
 from airflow_provider_airplane.testing import AirplaneEmulator
 from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
