@@ -2,6 +2,8 @@
 for triggers.
 
 Both only move bytes: requests, error mapping and retry decisions come from ``_api`` and ``_exchange``.
+The HTTP clients are imported when a hook first needs one, so DAG files that import the operators do not
+pay for them.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
-import requests
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -51,19 +51,35 @@ from airflow_provider_airplane.hooks._exchange import (
 from airflow_provider_airplane.models import AirplaneRun
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
 
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+
 T = TypeVar("T")
 
 # test_connection answers a person waiting in the UI: no long backoff.
 _TEST_CONNECTION_ATTEMPTS = 2
 
+
 # Transport errors worth another attempt: the request may not have arrived, or its answer was lost.
-_REQUESTS_RETRYABLE = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-_AIOHTTP_RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+# requests and aiohttp are imported on first use: the operators' module imports this one in DAG files.
+@cache
+def _requests_retryable() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    )
+
+
+@cache
+def _aiohttp_retryable() -> tuple[type[BaseException], ...]:
+    import aiohttp
+
+    return (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
 
 class _AirplaneHookBase(BaseHook):
@@ -189,6 +205,8 @@ class AirplaneHook(_AirplaneHookBase):
     def get_conn(self) -> requests.Session:
         """The keep-alive session every call of this hook shares."""
         if self._session is None:
+            import requests
+
             self._session = requests.Session()
         return self._session
 
@@ -216,7 +234,7 @@ class AirplaneHook(_AirplaneHookBase):
                 timeout=request.timeout,
                 allow_redirects=False,  # a redirect would carry the API key to another host
             )
-        except _REQUESTS_RETRYABLE as err:
+        except _requests_retryable() as err:
             return Failure(err)
         return Answer.of(response.status_code, response.headers, response.content)
 
@@ -435,6 +453,8 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         await self.close()
 
     async def _exchange(self, request: HttpRequest) -> Answer | Failure:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         try:
@@ -448,7 +468,7 @@ class AirplaneAsyncHook(_AirplaneHookBase):
                 allow_redirects=False,  # a redirect would carry the API key to another host
             ) as response:
                 return Answer.of(response.status, response.headers, await response.read())
-        except _AIOHTTP_RETRYABLE as err:
+        except _aiohttp_retryable() as err:
             return Failure(err)
 
     async def _call(self, op: Operation[T]) -> T:
