@@ -21,6 +21,7 @@ the runs of that event are emitted again after the restart: duplicates are possi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -61,8 +62,7 @@ def check_statuses(statuses: str | Iterable[str]) -> tuple[str, ...]:
     if not chosen or unknown:
         raise ValueError(
             f"statuses must be a non-empty list of terminal Airplane run statuses from {list(TERMINAL)}, "
-            f"not {list(chosen)!r}"
-            + (f" (unknown or not terminal: {unknown!r})" if unknown else "")
+            f"not {list(chosen)!r}" + (f" (unknown or not terminal: {unknown!r})" if unknown else "")
         )
     return tuple(dict.fromkeys(chosen))
 
@@ -138,10 +138,19 @@ async def list_window(
 
 @dataclass
 class Cursor:
-    """What a watcher has covered: server time ``since`` and the runs it emitted inside the overlap."""
+    """What a watcher has covered: server time ``since`` and the runs it emitted inside the overlap.
+
+    ``not_before`` is set on a watcher's first start (now minus ``lookback``): the overlap re-reads for
+    late commits, it must not report runs that ended before the watcher existed.
+    """
 
     since: float
     emitted: dict[str, float] = field(default_factory=dict)  # run id -> when it ended
+    not_before: float | None = None
+
+    @classmethod
+    def fresh(cls, start: float) -> Cursor:
+        return cls(since=start, not_before=start)
 
     @property
     def window_start(self) -> float:
@@ -150,6 +159,7 @@ class Cursor:
     def take(self, listing: Listing, wanted: Sequence[str], matches: Any) -> list[AirplaneRun]:
         """The runs of ``listing`` to emit now (oldest end first); advances the cursor past them."""
         start = self.window_start
+        floor = start if self.not_before is None else max(start, self.not_before)
         fresh: dict[str, tuple[float, AirplaneRun]] = {}
         for run in listing.runs:
             if not (run.is_terminal and str(run.status) in wanted and matches(run)):
@@ -159,15 +169,17 @@ class Cursor:
             ended = _ended(run)
             if ended is None:  # terminal without an end time: treat it as ending now
                 ended = max(self.since, listing.watermark or self.since)
-            if ended < start:
+            if ended < floor:
                 continue  # before the window: covered by an earlier look
             fresh[run.id] = (ended, run)
         ordered = sorted(fresh.values(), key=lambda item: (item[0], item[1].id))
         self.emitted.update({run.id: ended for ended, run in ordered})
         if listing.watermark is not None and listing.window_start <= start:
             self.since = max(self.since, listing.watermark)
-        floor = self.window_start
-        self.emitted = {run_id: ended for run_id, ended in self.emitted.items() if ended >= floor}
+        start = self.window_start
+        self.emitted = {run_id: ended for run_id, ended in self.emitted.items() if ended >= start}
+        if self.not_before is not None and self.not_before <= start:
+            self.not_before = None
         return [run for _, run in ordered]
 
     def to_json(self) -> dict[str, Any]:
@@ -175,6 +187,7 @@ class Cursor:
             "version": CURSOR_VERSION,
             "since": _rfc3339(self.since),
             "emitted": {run_id: _rfc3339(ended) for run_id, ended in sorted(self.emitted.items())},
+            "not_before": _rfc3339(self.not_before),
         }
 
     @classmethod
@@ -182,11 +195,16 @@ class Cursor:
         if not isinstance(value, dict) or value.get("version") != CURSOR_VERSION:
             raise ValueError(f"not a version {CURSOR_VERSION} cursor: {value!r}")
         emitted = value.get("emitted") or {}
-        return cls(since=_epoch(value["since"]), emitted={str(k): _epoch(v) for k, v in emitted.items()})
+        not_before = value.get("not_before")
+        return cls(
+            since=_epoch(value["since"]),
+            emitted={str(k): _epoch(v) for k, v in emitted.items()},
+            not_before=None if not_before is None else _epoch(not_before),
+        )
 
 
 class ErrorLog:
-    """Logs a failing API clearly: a bad key or an unknown task once per change, others with the retry delay."""
+    """Logs a failing API clearly: a bad key or unknown task once per change, others with the retry delay."""
 
     def __init__(self, log: logging.Logger | Any, subject: str) -> None:
         self.log = log
@@ -197,7 +215,7 @@ class ErrorLog:
     def failed(self, error: BaseException, poll_interval: float) -> float:
         """Record one failed look; returns the seconds to wait before the next."""
         self.failures += 1
-        delay = min(MAX_BACKOFF, max(poll_interval, poll_interval * 2 ** (self.failures - 1)))
+        delay: float = min(MAX_BACKOFF, max(poll_interval, poll_interval * 2.0 ** (self.failures - 1)))
         if isinstance(error, AirplaneAuthError):
             self._once(
                 f"auth {error.status_code} {error.message}",
@@ -217,7 +235,7 @@ class ErrorLog:
         else:
             self._last = f"other {type(error).__name__}"
             self.log.warning(
-                "Could not list the runs of %s (failure %d in a row): %s; next try in %.0f s",
+                "Could not list the runs of %s (failure %d in a row): %s; next try in %.1f s",
                 self.subject,
                 self.failures,
                 error,
@@ -258,7 +276,7 @@ class Watch:
         self.log = log
         self.subject = f"Airplane task {slug!r}" if slug else f"Airplane task id {task_id!r}"
         self.errors = ErrorLog(log, self.subject)
-        self.cursor = Cursor(since=time.time() - lookback)
+        self.cursor = Cursor.fresh(time.time() - lookback)
         # Task ids seen for this slug in task-filtered listings (the public run object has no slug).
         self.task_ids: set[str] = {task_id} if task_id else set()
         self._snapshots: list[tuple[float, dict[str, Any]]] = []  # (monotonic time taken, cursor)
@@ -343,6 +361,11 @@ class Watch:
             "ended_at": _rfc3339(_ended(run)),
             "run_url": app.run_url(run.id),
         }
+
+    async def settle(self) -> None:
+        """After an event: wait until Airflow has stored it, then store the cursor that covers it."""
+        await asyncio.sleep(PERSIST_MARGIN)
+        await self.store_due()
 
     async def store_due(self) -> None:
         """Write the newest cursor taken at least ``PERSIST_MARGIN`` ago (its events are stored by now)."""

@@ -19,7 +19,6 @@ from airflow_provider_airplane.models import AirplaneRun, RunStatus
 from airflow_provider_airplane.triggers._events import (
     HOOK_ATTEMPTS,
     OVERLAP,
-    PERSIST_MARGIN,
     ErrorLog,
     Listing,
     Watch,
@@ -334,7 +333,7 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         payload = watch.take(listing, app)
         if payload is not None:
             yield TriggerEvent(payload)
-            await asyncio.sleep(PERSIST_MARGIN)
+            await watch.settle()
         await watch.store_due()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
