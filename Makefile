@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-events
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ bench-watch: venv
 
 bench-hook: venv
 	$(BIN)/python benchmarks/hook.py $(BENCH_ARGS)
+
+bench-events: venv
+	$(BIN)/python benchmarks/event_watchers.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -21,7 +21,6 @@ the runs of that event are emitted again after the restart: duplicates are possi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -344,7 +343,10 @@ class Watch:
     def take(self, listing: Listing, app: ApiCore) -> dict[str, Any] | None:
         """The event payload for the runs of ``listing`` not emitted yet, or None."""
         runs = self.cursor.take(listing, self.statuses, self.matches)
-        self._snapshots.append((time.monotonic(), self.cursor.to_json()))
+        snapshot = self.cursor.to_json()
+        latest = self._snapshots[-1][1] if self._snapshots else self._stored
+        if self.store is not None and snapshot != latest:
+            self._snapshots.append((time.monotonic(), snapshot))
         if not runs:
             return None
         self.log.info("%d run(s) of %s ended: %s", len(runs), self.subject, ", ".join(r.id for r in runs))
@@ -362,10 +364,11 @@ class Watch:
             "run_url": app.run_url(run.id),
         }
 
-    async def settle(self) -> None:
-        """After an event: wait until Airflow has stored it, then store the cursor that covers it."""
-        await asyncio.sleep(PERSIST_MARGIN)
-        await self.store_due()
+    def store_wait(self) -> float | None:
+        """Seconds until the oldest cursor not stored yet may be stored; None if there is none."""
+        if self.store is None or not self._snapshots:
+            return None
+        return max(0.0, self._snapshots[0][0] + PERSIST_MARGIN - time.monotonic())
 
     async def store_due(self) -> None:
         """Write the newest cursor taken at least ``PERSIST_MARGIN`` ago (its events are stored by now)."""

@@ -328,30 +328,29 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         watch.learn(listing)
         return listing
 
-    async def _emit(self, watch: Watch, listing: Listing, app: ApiCore) -> AsyncIterator[TriggerEvent]:
-        """Yield the event for ``listing`` if it has new runs, then store the cursor once Airflow has it."""
-        payload = watch.take(listing, app)
-        if payload is not None:
-            yield TriggerEvent(payload)
-            await watch.settle()
-        await watch.store_due()
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll alone (below Airflow 3.3, or when not shared); loops until Airflow cancels it."""
         async with self._hook() as hook:
             watch = await self._open_watch()
+            next_poll = time.monotonic()
             while True:
-                started = time.monotonic()
+                await watch.store_due()
+                now = time.monotonic()
+                if now < next_poll:
+                    ripe = watch.store_wait()
+                    await asyncio.sleep(next_poll - now if ripe is None else min(next_poll - now, ripe))
+                    continue
+                next_poll = now + self.poll_interval
                 try:
                     listing = await self._own_listing(hook, watch)
                     app = ApiCore(await hook.get_config())
                 except Exception as err:
-                    await asyncio.sleep(watch.errors.failed(err, self.poll_interval))
+                    next_poll = now + watch.errors.failed(err, self.poll_interval)
                     continue
                 watch.errors.recovered()
-                async for event in self._emit(watch, listing, app):
-                    yield event
-                await asyncio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
+                payload = watch.take(listing, app)
+                if payload is not None:
+                    yield TriggerEvent(payload)
 
     # Airflow 3.3 shared streams: one env-wide listing per connection, environment and interval.
 
@@ -386,14 +385,29 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         async with self._hook() as hook:
             watch = await self._open_watch()
             app = ApiCore(await hook.get_config())
-            async for shared in shared_stream:
-                listing: Listing = shared
-                if watch.needs_own_listing(listing):
-                    try:
-                        listing = (await self._own_listing(hook, watch)).merged(listing)
-                    except Exception as err:
-                        watch.errors.failed(err, self.poll_interval)
-                        continue  # the next shared listing retries; the cursor did not move
-                    watch.errors.recovered()
-                async for event in self._emit(watch, listing, app):
-                    yield event
+            listings = aiter(shared_stream)
+            pending: asyncio.Future[Any] | None = None
+            try:
+                while True:
+                    # Wait for the next listing, waking up meanwhile to store a cursor once it is due. The
+                    # pull is never cancelled on such a wake-up: that would close the shared stream.
+                    pending = pending or asyncio.ensure_future(anext(listings))
+                    done, _ = await asyncio.wait({pending}, timeout=watch.store_wait())
+                    await watch.store_due()
+                    if not done:
+                        continue
+                    listing: Listing = pending.result()
+                    pending = None
+                    if watch.needs_own_listing(listing):
+                        try:
+                            listing = (await self._own_listing(hook, watch)).merged(listing)
+                        except Exception as err:
+                            watch.errors.failed(err, self.poll_interval)
+                            continue  # the next shared listing retries; the cursor did not move
+                        watch.errors.recovered()
+                    payload = watch.take(listing, app)
+                    if payload is not None:
+                        yield TriggerEvent(payload)
+            finally:
+                if pending is not None:
+                    pending.cancel()

@@ -136,4 +136,5 @@ def test_event_driven_example_is_scheduled_on_the_watched_asset(dags_folder_bag:
     (watcher,) = asset.watchers
     classpath, kwargs = watcher.trigger.serialize()
     assert classpath.endswith("AirplaneRunEventTrigger")
-    assert kwargs["slug"] == "refresh_customers" and kwargs["statuses"] == ["Succeeded"]
+    assert kwargs["slug"] == "refresh_customers"
+    assert kwargs["statuses"] == ["Succeeded"]
