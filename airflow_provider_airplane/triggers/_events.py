@@ -332,10 +332,11 @@ class Watch:
 
     def needs_own_listing(self, shared: Listing) -> bool:
         """A shared listing cannot stand alone when it starts after this cursor (a gap: first listing
-        after a restart) or holds finished runs this watcher cannot attribute (no slug, unknown id)."""
+        after a restart) or holds finished runs this watcher cannot attribute while it does not know its
+        slug's task id yet (the public run object has no slug)."""
         if shared.window_start > self.cursor.window_start:
             return True
-        return self.slug is not None and any(
+        return self.slug is not None and not self.task_ids and any(
             run.is_terminal and not run.raw.get("taskSlug") and run.task_id not in self.task_ids
             for run in shared.runs
         )
@@ -380,5 +381,9 @@ class Watch:
             return
         self._snapshots = [(taken, s) for taken, s in self._snapshots if taken > ripe]
         if due[-1] != self._stored:
-            await self.store.aset(CURSOR_KEY, due[-1])
+            try:
+                await self.store.aset(CURSOR_KEY, due[-1])
+            except Exception as err:  # the next store retries with a newer cursor; nothing is lost
+                self.log.warning("Could not store the cursor of %s: %s", self.subject, err)
+                return
             self._stored = due[-1]

@@ -492,3 +492,20 @@ async def test_watchers_share_one_listing_and_each_gets_its_own_task(
     for collected in [*events, late_events]:
         await collected.stop()
     await manager.stop_all()
+
+
+def test_a_slug_watcher_learns_its_task_id_where_runs_carry_no_slug() -> None:
+    """The public run object has ``taskID`` but no slug: a slug watcher on a shared listing lists its own
+    task until it has seen one of its runs, then attributes runs by id and stops listing."""
+    watch = _events.Watch(
+        task_id=None, slug="job", statuses=["Succeeded"], lookback=0, store=None, log=logging.getLogger("t")
+    )
+    now = time.time()
+    shared = Listing(runs=[_run("r1", now)], window_start=watch.cursor.window_start - 1, watermark=now)
+    assert watch.needs_own_listing(shared)
+    assert not watch.matches(_run("r1", now))
+    watch.learn(Listing(runs=[_run("r1", now)], window_start=watch.cursor.window_start, watermark=now))
+    assert watch.matches(_run("r1", now))
+    other = AirplaneRun.from_api({"id": "r2", "status": "Succeeded", "taskID": "tsk2"})
+    assert not watch.matches(other)
+    assert not watch.needs_own_listing(Listing(runs=[other], window_start=shared.window_start, watermark=now))
