@@ -13,10 +13,10 @@ ahead change, and so fall into the next window). The ids emitted inside the over
 in it is emitted twice; a run is emitted only once it is terminal and only if it ended inside the window
 (a server that ignored ``since`` would not re-fire old runs).
 
-Storage (Airflow 3.3, ``asset_state_store``): the cursor is written at a poll at least
-``PERSIST_MARGIN`` seconds after the last event it covers was handed to Airflow (which stores events
-within about a second). A SIGKILL of the triggerer in between leaves the older cursor in the store, and
-the runs of that event are emitted again after the restart: duplicates are possible, losses are not.
+Storage (Airflow 3.3, ``asset_state_store``): a cursor is written ``PERSIST_MARGIN`` seconds after it
+was taken, so after the event it covers was handed to Airflow (which stores events within about a
+second). A SIGKILL of the triggerer in between leaves the older cursor in the store, and the runs of
+that event are emitted again after the restart: duplicates are possible, losses are not.
 """
 
 from __future__ import annotations
@@ -336,9 +336,13 @@ class Watch:
         slug's task id yet (the public run object has no slug)."""
         if shared.window_start > self.cursor.window_start:
             return True
-        return self.slug is not None and not self.task_ids and any(
-            run.is_terminal and not run.raw.get("taskSlug") and run.task_id not in self.task_ids
-            for run in shared.runs
+        return (
+            self.slug is not None
+            and not self.task_ids
+            and any(
+                run.is_terminal and not run.raw.get("taskSlug") and run.task_id not in self.task_ids
+                for run in shared.runs
+            )
         )
 
     def take(self, listing: Listing, app: ApiCore) -> dict[str, Any] | None:

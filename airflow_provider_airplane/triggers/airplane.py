@@ -384,7 +384,6 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         (re)start, or to learn which task id its slug has."""
         async with self._hook() as hook:
             watch = await self._open_watch()
-            app = ApiCore(await hook.get_config())
             listings = aiter(shared_stream)
             pending: asyncio.Future[Any] | None = None
             try:
@@ -398,13 +397,14 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
                         continue
                     listing: Listing = pending.result()
                     pending = None
-                    if watch.needs_own_listing(listing):
-                        try:
+                    try:
+                        if watch.needs_own_listing(listing):
                             listing = (await self._own_listing(hook, watch)).merged(listing)
-                        except Exception as err:
-                            watch.errors.failed(err, self.poll_interval)
-                            continue  # the next shared listing retries; the cursor did not move
-                        watch.errors.recovered()
+                        app = ApiCore(await hook.get_config())
+                    except Exception as err:
+                        watch.errors.failed(err, self.poll_interval)
+                        continue  # the next shared listing retries; the cursor did not move
+                    watch.errors.recovered()
                     payload = watch.take(listing, app)
                     if payload is not None:
                         yield TriggerEvent(payload)
