@@ -12,8 +12,10 @@ run of every watched task is started per interval (so every watcher has somethin
 - shared (Airflow 3.3 only): the triggers subscribe to Airflow's ``SharedStreamManager`` as the triggerer
   does, so one env-wide listing per interval feeds them all.
 
-Printed per N and mode: ``runs/list`` requests per interval (counted by the emulator over the measured
-intervals, after one interval of warm-up), and runs reported / runs started, to show nothing was lost.
+Printed per N and mode: ``runs/list`` requests per interval and listings per interval (a listing pages
+through every run that changed in its window, so one listing may take several requests), counted by the
+emulator over the measured intervals after one interval of warm-up; and runs reported / runs started, to
+show nothing was lost.
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ def _start_runs(url: str, slugs: list[str]) -> list[str]:
     return ids
 
 
-async def _case(url: str, n: int, mode: str, args: argparse.Namespace) -> tuple[float, int, int]:
-    """Requests per interval, runs reported, runs started."""
+def _listings(client: EmulatorClient) -> tuple[int, int]:
+    """``runs/list`` requests so far, and how many of them were first pages (one per listing)."""
+    log = [entry for entry in client.request_log() if entry["path"] == LIST]
+    return len(log), sum(1 for entry in log if entry["query"].get("page", "0") == "0")
+
+
+async def _case(url: str, n: int, mode: str, args: argparse.Namespace) -> tuple[float, float, int, int]:
+    """Requests and listings per interval, runs reported, runs started."""
     from airflow_provider_airplane.triggers.airplane import AirplaneRunEventTrigger
 
     client = EmulatorClient(url)
@@ -91,14 +99,13 @@ async def _case(url: str, n: int, mode: str, args: argparse.Namespace) -> tuple[
     tasks = [asyncio.ensure_future(drain(stream)) for stream in streams]
     started: list[str] = []
     await asyncio.sleep(args.poll_interval)  # warm-up: every watcher has polled once
-    before = client.request_counts().get(LIST, 0)
+    requests_before, listings_before = _listings(client)
     begin = time.monotonic()
     for _ in range(args.intervals):
         started += await asyncio.to_thread(_start_runs, url, slugs)
         await asyncio.sleep(args.poll_interval)
-    requests_per_interval = (client.request_counts().get(LIST, 0) - before) / (
-        (time.monotonic() - begin) / args.poll_interval
-    )
+    intervals = (time.monotonic() - begin) / args.poll_interval
+    requests_after, listings_after = _listings(client)
     deadline = time.monotonic() + 6 * args.poll_interval + 10  # let the last runs be reported
     while not set(started) <= reported and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -107,7 +114,12 @@ async def _case(url: str, n: int, mode: str, args: argparse.Namespace) -> tuple[
     await asyncio.gather(*tasks, return_exceptions=True)
     if manager is not None:
         await manager.stop_all()
-    return requests_per_interval, len(set(started) & reported), len(started)
+    return (
+        (requests_after - requests_before) / intervals,
+        (listings_after - listings_before) / intervals,
+        len(set(started) & reported),
+        len(started),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Airflow {airflow.__version__}; poll interval {args.poll_interval:g} s; "
         f"{args.intervals} measured intervals per case; one run per watched task per interval"
     )
-    print(f"{'watchers':>8}  {'mode':<12} {'runs/list per interval':>23}  {'runs reported':>14}")
+    print(f"{'watchers':>8}  {'mode':<12} {'requests/interval':>18} {'listings/interval':>18}  runs reported")
     try:
         for n in args.n:
             for mode in modes:
-                per_interval, got, total = asyncio.run(_case(url, n, mode, args))
-                print(f"{n:>8}  {mode:<12} {per_interval:>23.1f}  {got:>6} / {total:<6}", flush=True)
+                per_interval, listings, got, total = asyncio.run(_case(url, n, mode, args))
+                print(
+                    f"{n:>8}  {mode:<12} {per_interval:>18.1f} {listings:>18.1f}  {got} / {total}", flush=True
+                )
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

@@ -35,8 +35,9 @@ from airflow_provider_airplane.models import AirplaneRun, RunStatus
 
 CURSOR_KEY = "airplane_runs_cursor"
 CURSOR_VERSION = 1
-# Seconds of server time every listing re-reads before the cursor.
-OVERLAP = 30.0
+# Seconds of server time every listing re-reads before the cursor (commit lag between API servers). Each
+# listing pages through every run that changed in it: a busy environment pays for a long one.
+OVERLAP = 10.0
 # A cursor is stored only once the newest event it covers is this old (Airflow stores events in ~1 s).
 PERSIST_MARGIN = 5.0
 # Failed polls back off from the poll interval, doubling, up to this.
