@@ -132,7 +132,7 @@ class Events:
         ({"slug": "job", "poll_interval": 0}, "poll_interval must be a positive number of seconds"),
         ({"slug": "job", "poll_interval": -5}, "poll_interval must be a positive number of seconds"),
         ({"slug": "job", "lookback": -1}, "lookback must be a number of seconds >= 0"),
-        ({"slug": "has space"}, "slug must be a non-empty string without whitespace"),
+        ({"slug": "has space"}, "without whitespace"),
     ],
 )
 def test_bad_arguments_name_the_fix(kwargs: dict[str, Any], fix: str) -> None:
