@@ -509,3 +509,24 @@ def test_a_slug_watcher_learns_its_task_id_where_runs_carry_no_slug() -> None:
     other = AirplaneRun.from_api({"id": "r2", "status": "Succeeded", "taskID": "tsk2"})
     assert not watch.matches(other)
     assert not watch.needs_own_listing(Listing(runs=[other], window_start=shared.window_start, watermark=now))
+
+
+def test_bad_arguments_fail_when_the_dag_file_is_parsed(tmp_path: Any) -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    (tmp_path / "bad_watcher.py").write_text(
+        "from airflow.sdk import DAG, Asset, AssetWatcher\n"
+        "from airflow_provider_airplane.triggers.airplane import AirplaneRunEventTrigger\n"
+        "asset = Asset('a', watchers=[AssetWatcher(name='w', trigger=AirplaneRunEventTrigger(\n"
+        "    slug='job', statuses=['Succeded']))])\n"
+        "with DAG('bad_watcher', schedule=[asset]):\n"
+        "    pass\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+    (error,) = bag.import_errors.values()
+    assert "statuses must be a non-empty list of terminal Airplane run statuses" in error
+    assert "'Succeded'" in error
+    assert "bad_watcher" not in bag.dag_ids
