@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable, Iterable
+from datetime import timedelta
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
+from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
+from airflow_provider_airplane.hooks._api import ApiCore
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
+from airflow_provider_airplane.triggers._events import (
+    HOOK_ATTEMPTS,
+    OVERLAP,
+    ErrorLog,
+    Listing,
+    Watch,
+    check_statuses,
+    list_window,
+)
 from airflow_provider_airplane.triggers._watcher import watch_run
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
 
@@ -223,3 +236,179 @@ class AirplaneRunTrigger(BaseTrigger):
             self.log.warning("Could not cancel Airplane run %s: %s", self.run_id, err)
             return
         self.log.info("Airplane run %s is now %s", self.run_id, run.status)
+
+
+class AirplaneRunEventTrigger(BaseEventTrigger):
+    """Watch the runs of one Airplane task and fire one event per poll for the runs that ended since the last.
+
+    For an ``AssetWatcher``: DAGs scheduled on the asset start when someone (or Airplane's own schedule)
+    runs the task. Payload: ``{"runs": [...]}``, oldest end first, each run a dict with ``run_id``,
+    ``status``, ``task_id``, ``task_slug``, ``param_values``, ``created_at``, ``ended_at`` (RFC 3339) and
+    ``run_url``. One event carries all runs found by one poll, because Airflow turns a burst of events for
+    one asset into a single DAG run. A run appears in at most one event, except after a SIGKILL of the
+    triggerer within seconds of an event (see docs/event-driven.md).
+
+    Airflow 3.3: the cursor lives in the asset's ``asset_state_store`` (a restart neither re-fires nor
+    misses runs), and watchers on one connection, environment and ``poll_interval`` share one listing
+    per interval (shared streams). Below 3.3 the cursor lives in memory and starts at now minus
+    ``lookback`` seconds, so runs that end while the triggerer is down are missed unless ``lookback``
+    covers the outage.
+
+    :param slug: the task's slug; give exactly one of ``slug`` and ``airplane_task_id``.
+    :param airplane_task_id: the task's id (``tsk...``).
+    :param statuses: the terminal statuses to report (``Succeeded``, ``Failed``, ``Cancelled``).
+    :param airplane_conn_id: the Airplane connection (the API key stays there).
+    :param env_slug: the environment to watch, overriding the connection's.
+    :param poll_interval: seconds between two looks at ``runs/list``.
+    :param lookback: seconds before the first start (and, below 3.3, every restart) to report runs from.
+    """
+
+    def __init__(
+        self,
+        *,
+        slug: str | None = None,
+        airplane_task_id: str | None = None,
+        statuses: str | Iterable[str] = (RunStatus.SUCCEEDED.value,),
+        airplane_conn_id: str = AirplaneAsyncHook.default_conn_name,
+        env_slug: str | None = None,
+        poll_interval: float = 60.0,
+        lookback: float | timedelta = 0.0,
+    ) -> None:
+        super().__init__()
+        if (slug is None) == (airplane_task_id is None):
+            raise ValueError(
+                "Give exactly one of slug= or airplane_task_id= to say which Airplane task's runs to watch"
+            )
+        self.slug = None if slug is None else check_reference(slug, "slug")
+        self.airplane_task_id = (
+            None if airplane_task_id is None else check_reference(airplane_task_id, "airplane_task_id")
+        )
+        self.statuses = check_statuses(statuses)
+        self.airplane_conn_id = airplane_conn_id
+        self.env_slug = env_slug
+        self.poll_interval = check_positive(poll_interval, "poll_interval")
+        seconds = lookback.total_seconds() if isinstance(lookback, timedelta) else lookback
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"lookback must be a number of seconds >= 0 or a timedelta, not {lookback!r}")
+        self.lookback = float(seconds)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "slug": self.slug,
+                "airplane_task_id": self.airplane_task_id,
+                "statuses": list(self.statuses),
+                "airplane_conn_id": self.airplane_conn_id,
+                "env_slug": self.env_slug,
+                "poll_interval": self.poll_interval,
+                "lookback": self.lookback,
+            },
+        )
+
+    def _hook(self) -> AirplaneAsyncHook:
+        return AirplaneAsyncHook(self.airplane_conn_id, env_slug=self.env_slug, max_attempts=HOOK_ATTEMPTS)
+
+    async def _open_watch(self) -> Watch:
+        watch = Watch(
+            task_id=self.airplane_task_id,
+            slug=self.slug,
+            statuses=self.statuses,
+            lookback=self.lookback,
+            # Airflow 3.3 injects it for a watcher; older versions have no such attribute.
+            store=getattr(self, "asset_state_store", None),
+            log=self.log,
+        )
+        await watch.open()
+        return watch
+
+    async def _own_listing(self, hook: AirplaneAsyncHook, watch: Watch) -> Listing:
+        listing = await list_window(
+            hook, since=watch.cursor.window_start, task_id=self.airplane_task_id, task_slug=self.slug
+        )
+        watch.learn(listing)
+        return listing
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll alone (below Airflow 3.3, or when not shared); loops until Airflow cancels it."""
+        async with self._hook() as hook:
+            watch = await self._open_watch()
+            next_poll = time.monotonic()
+            while True:
+                await watch.store_due()
+                now = time.monotonic()
+                if now < next_poll:
+                    ripe = watch.store_wait()
+                    await asyncio.sleep(next_poll - now if ripe is None else min(next_poll - now, ripe))
+                    continue
+                next_poll = now + self.poll_interval
+                try:
+                    listing = await self._own_listing(hook, watch)
+                    app = ApiCore(await hook.get_config())
+                except Exception as err:
+                    next_poll = now + watch.errors.failed(err, self.poll_interval)
+                    continue
+                watch.errors.recovered()
+                payload = watch.take(listing, app)
+                if payload is not None:
+                    yield TriggerEvent(payload)
+
+    # Airflow 3.3 shared streams: one env-wide listing per connection, environment and interval.
+
+    def shared_stream_key(self) -> Hashable | None:
+        return ("airplane-runs", self.airplane_conn_id, self.env_slug, self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """List every run of the environment that changed since the last look, once per interval."""
+        trigger = cls(**kwargs)
+        log = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
+        env = trigger.env_slug or "the connection's environment"
+        errors = ErrorLog(log, f"environment {env} (shared by the Airplane event watchers)")
+        since = time.time() - OVERLAP
+        async with trigger._hook() as hook:
+            while True:
+                started = time.monotonic()
+                try:
+                    listing = await list_window(hook, since=since)
+                except Exception as err:
+                    await asyncio.sleep(errors.failed(err, trigger.poll_interval))
+                    continue
+                errors.recovered()
+                if listing.watermark is not None:
+                    since = max(since, listing.watermark - OVERLAP)
+                yield listing
+                await asyncio.sleep(max(0.0, trigger.poll_interval - (time.monotonic() - started)))
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """This task's runs from the shared listings; lists its own task only to close a gap after a
+        (re)start, or to learn which task id its slug has."""
+        async with self._hook() as hook:
+            watch = await self._open_watch()
+            listings = aiter(shared_stream)
+            pending: asyncio.Future[Any] | None = None
+            try:
+                while True:
+                    # Wait for the next listing, waking up meanwhile to store a cursor once it is due. The
+                    # pull is never cancelled on such a wake-up: that would close the shared stream.
+                    pending = pending or asyncio.ensure_future(anext(listings))
+                    done, _ = await asyncio.wait({pending}, timeout=watch.store_wait())
+                    await watch.store_due()
+                    if not done:
+                        continue
+                    listing: Listing = pending.result()
+                    pending = None
+                    try:
+                        if watch.needs_own_listing(listing):
+                            listing = (await self._own_listing(hook, watch)).merged(listing)
+                        app = ApiCore(await hook.get_config())
+                    except Exception as err:
+                        watch.errors.failed(err, self.poll_interval)
+                        continue  # the next shared listing retries; the cursor did not move
+                    watch.errors.recovered()
+                    payload = watch.take(listing, app)
+                    if payload is not None:
+                        yield TriggerEvent(payload)
+            finally:
+                if pending is not None:
+                    pending.cancel()

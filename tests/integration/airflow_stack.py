@@ -127,6 +127,8 @@ class AirflowStack:
     dags_source: Path
     api_key: str
     emulator_tasks: dict[str, dict[str, Any]]
+    # DAG files copied next to ``dags_source`` (e.g. an example DAG the stack should run as it ships).
+    extra_dags: tuple[Path, ...] = ()
     parallelism: int = 4
     components: dict[str, Component] = field(default_factory=dict)
     api_port: int = 0
@@ -183,6 +185,8 @@ class AirflowStack:
         self._secret = secrets.token_hex(16)
         self._fernet_key = _fernet_key()
         shutil.copytree(self.dags_source, self.home / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+        for extra in self.extra_dags:
+            shutil.copy(extra, self.home / "dags" / extra.name)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
         try:
@@ -265,9 +269,14 @@ class AirflowStack:
         self.components.clear()
         assert not leftovers, f"processes left behind: {leftovers}"
 
-    def restart_triggerer(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Stop the triggerer's whole session with ``sig`` (SIGKILL: no clean-up at all), start a new one."""
+    def restart_triggerer(
+        self, sig: signal.Signals = signal.SIGKILL, while_down: Callable[[], object] | None = None
+    ) -> None:
+        """Stop the triggerer's whole session with ``sig`` (SIGKILL: no clean-up at all), call
+        ``while_down`` if given, then start a new one."""
         self.components.pop("triggerer").stop(sig=sig)
+        if while_down is not None:
+            while_down()
         self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
 
     # ---- REST API (SimpleAuthManager: password file + POST /auth/token) --------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ EXAMPLES = {
     "example_airplane_failure",
     "example_airplane_timeout",
     "example_airplane_deferrable",
+    "example_airplane_event_driven",
 }
 CANCEL = "/v0/runs/cancel"
 RunDag = Callable[..., Any]
@@ -123,3 +125,16 @@ def test_deferrable_example(example_emulator: AirplaneEmulator, run_dag: RunDag)
     assert assert_run_xcoms(result, "watch_score") == score_run
     assert result.state_of("watch_score") == "success"
     assert example_emulator.request_counts().get(CANCEL, 0) == 0
+
+
+def test_event_driven_example_is_scheduled_on_the_watched_asset(dags_folder_bag: Any) -> None:
+    """Its run against the emulator is in tests/integration/test_events_in_airflow.py (needs a triggerer)."""
+    assert "example_airplane_event_driven" in dags_folder_bag.dag_ids
+    module = runpy.run_path(str(REPO / "example_dags" / "example_airplane_event_driven.py"))
+    asset = module["customers_refreshed"]
+    assert module["dag"].schedule == [asset]
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath.endswith("AirplaneRunEventTrigger")
+    assert kwargs["slug"] == "refresh_customers"
+    assert kwargs["statuses"] == ["Succeeded"]
