@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,22 @@ bench-watch: venv
 bench-hook: venv
 	$(BIN)/python benchmarks/hook.py $(BENCH_ARGS)
 
+# Release files in dist/: sdist + wheel, `twine check --strict`, contents checked (scripts/check-dist.sh).
+dist: venv
+	BIN=$(BIN) AIRFLOW_VERSION=$(AIRFLOW_VERSION) scripts/check-dist.sh --build-only
+
+# dist, then the built wheel in a clean venv: `airflow providers list` and an example DAG (CI runs this).
+check-dist: venv
+	BIN=$(BIN) AIRFLOW_VERSION=$(AIRFLOW_VERSION) scripts/check-dist.sh
+
+# The emulator and a local Airflow UI with the example DAGs; Ctrl-C stops everything.
+up: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/up.py
+
+# The documentation site in docs/_build/html, warnings as errors.
+docs: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,4 +65,4 @@ lock:
 		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:
-	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache dist docs/_build
