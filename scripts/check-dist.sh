@@ -65,11 +65,12 @@ echo "$listed" | grep -E "^airflow-provider-airplane +" \
 
 # The example DAG against the standalone emulator, run with the installed wheel.
 key=tkn_check_dist
+tasks=$PWD/example_dags/airplane_tasks.json
 exec 3< <(cd "$work" && exec python -m airflow_provider_airplane.testing --port 0 --api-key $key \
-  --tasks "$PWD/example_dags/airplane_tasks.json" 2>/dev/null)
+  --tasks "$tasks" 2>"$work/emulator.log")
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-read -r -t 60 url <&3
+read -r -t 60 url <&3 || { echo "the emulator did not start:"; cat "$work/emulator.log"; exit 1; }
 export AIRFLOW_CONN_AIRPLANE_DEFAULT="{\"conn_type\": \"airplane\", \"host\": \"$url\", \"password\": \"$key\", \"extra\": {\"env_slug\": \"prod\"}}"
 (cd "$work" && airflow db migrate >"$work/migrate.log" 2>&1) || { tail -50 "$work/migrate.log"; exit 1; }
 if ! (cd "$work" && airflow dags test example_airplane_execute >"$work/dags-test.log" 2>&1); then
