@@ -48,7 +48,7 @@ up: venv
 
 # The documentation site in docs/_build/html, warnings as errors.
 docs: venv
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 lint: venv
 	$(BIN)/ruff check .

@@ -17,11 +17,11 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airplane-docs-air
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow_provider_airplane import __version__  # noqa: E402
+from airflow_provider_airplane import __version__
 
 project = "airflow-provider-airplane"
 author = "airflow-provider-airplane contributors"
-copyright = "the airflow-provider-airplane contributors, Apache-2.0"  # noqa: A001
+copyright = "the airflow-provider-airplane contributors, Apache-2.0"
 version = release = __version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]

@@ -59,7 +59,8 @@ def test_connection_form_shows_the_declared_fields_and_saves(page: Any, ui_stack
     dialog.get_by_label(behaviour["relabeling"]["password"], exact=True).fill(ui_stack.api_key)
     dialog.screenshot(path=SCREENSHOTS / "connection-form.png")
 
-    # Extra fields (their section replaces the standard one): every declared one, under its label, with its description where the UI shows them.
+    # Extra fields (their section replaces the standard one): every declared one, under its label, with
+    # its description where the UI shows them.
     # (The UI's labels of extra fields are not tied to their inputs, so each is read from its group.)
     dialog.get_by_text("Extra Fields", exact=True).click()
     for name, spec in conn_fields.items():
