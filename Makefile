@@ -27,7 +27,7 @@ test: venv
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Benchmarks print numbers (see README "Performance"); BENCH_ARGS=--quick for a short watch run.
+# Benchmarks print numbers (see docs/performance.md); BENCH_ARGS=--quick for a short watch run.
 bench-watch: venv
 	$(BIN)/python benchmarks/watch.py $(BENCH_ARGS)
 

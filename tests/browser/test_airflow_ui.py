@@ -17,14 +17,20 @@ import requests
 from airflow_stack import AirflowStack, wait_until
 
 from airflow_provider_airplane.get_provider_info import get_provider_info
-from airflow_provider_airplane.version_compat import AIRFLOW_V_3_2_PLUS
+from airflow_provider_airplane.version_compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 DAG_ID = "example_airplane_execute"
 TASK_ID = "refresh_customers"
 CONN_ID = "airplane_from_the_ui"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """The docs show Airflow 3.3's UI: other versions' screenshots go to a temp dir, not over them."""
+    return DOCS_SCREENSHOTS if AIRFLOW_V_3_3_PLUS else tmp_path
 
 
 def airplane_connection_type() -> dict[str, Any]:
@@ -32,7 +38,9 @@ def airplane_connection_type() -> dict[str, Any]:
     return declared
 
 
-def test_connection_form_shows_the_declared_fields_and_saves(page: Any, ui_stack: AirflowStack) -> None:
+def test_connection_form_shows_the_declared_fields_and_saves(
+    page: Any, ui_stack: AirflowStack, screenshots: Path
+) -> None:
     declared = airplane_connection_type()
     behaviour, conn_fields = declared["ui-field-behaviour"], declared["conn-fields"]
 
@@ -57,7 +65,7 @@ def test_connection_form_shows_the_declared_fields_and_saves(page: Any, ui_stack
     emulator = ui_stack.emulator_url
     dialog.get_by_label(behaviour["relabeling"]["host"], exact=True).fill(emulator)
     dialog.get_by_label(behaviour["relabeling"]["password"], exact=True).fill(ui_stack.api_key)
-    dialog.screenshot(path=SCREENSHOTS / "connection-form.png")
+    dialog.screenshot(path=screenshots / "connection-form.png")
 
     # Extra fields (their section replaces the standard one): every declared one, under its label, with
     # its description where the UI shows them.
@@ -73,7 +81,7 @@ def test_connection_form_shows_the_declared_fields_and_saves(page: Any, ui_stack
     extra_field(dialog, "env_slug")[0].fill("prod")
     extra_field(dialog, "app_url")[0].fill(emulator)
     extra_field(dialog, "timeout")[0].fill("12")
-    dialog.screenshot(path=SCREENSHOTS / "connection-form-extra.png")
+    dialog.screenshot(path=screenshots / "connection-form-extra.png")
 
     dialog.get_by_role("button", name="Save").click()
     saved = wait_until(lambda: _connection(ui_stack, CONN_ID), timeout=60, what=f"connection {CONN_ID} saved")
@@ -102,7 +110,7 @@ def _connection(stack: AirflowStack, conn_id: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
 
 
-def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStack) -> None:
+def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStack, screenshots: Path) -> None:
     dag_run_id = ui_stack.trigger_dag(DAG_ID)
     ui_stack.wait_for_ti_state(DAG_ID, dag_run_id, TASK_ID, ["success"], timeout=180)
     run_id = ui_stack.xcom(DAG_ID, dag_run_id, TASK_ID, "airplane_run_id")
@@ -113,7 +121,7 @@ def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStac
     link = page.get_by_role("link", name="Airplane Run")
     link.wait_for()
     assert link.get_attribute("href") == expected
-    page.screenshot(path=SCREENSHOTS / "task-run-link.png")
+    page.screenshot(path=screenshots / "task-run-link.png")
 
     # The emulator's run page (GET /runs/<id>): follow the link as a person would, where it exists.
     if requests.get(expected, timeout=10).status_code != 200:
@@ -124,4 +132,4 @@ def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStac
     run_page.wait_for_load_state()
     assert run_page.url == expected
     assert run_id in run_page.content()
-    run_page.screenshot(path=SCREENSHOTS / "emulator-run-page.png")
+    run_page.screenshot(path=screenshots / "emulator-run-page.png")
