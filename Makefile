@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import bench-events
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import bench-events dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -27,7 +27,7 @@ test: venv
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Benchmarks print numbers (see README "Performance"); BENCH_ARGS=--quick for a short watch run.
+# Benchmarks print numbers (see docs/performance.md); BENCH_ARGS=--quick for a short watch run.
 bench-watch: venv
 	$(BIN)/python benchmarks/watch.py $(BENCH_ARGS)
 
@@ -36,8 +36,25 @@ bench-hook: venv
 
 bench-import: venv
 	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
+
 bench-events: venv
 	$(BIN)/python benchmarks/event_watchers.py $(BENCH_ARGS)
+
+# Release files in dist/: sdist + wheel, `twine check --strict`, contents checked (scripts/check-dist.sh).
+dist: venv
+	BIN=$(BIN) AIRFLOW_VERSION=$(AIRFLOW_VERSION) scripts/check-dist.sh --build-only
+
+# dist, then the built wheel in a clean venv: `airflow providers list` and an example DAG (CI runs this).
+check-dist: venv
+	BIN=$(BIN) AIRFLOW_VERSION=$(AIRFLOW_VERSION) scripts/check-dist.sh
+
+# The emulator and a local Airflow UI with the example DAGs; Ctrl-C stops everything.
+up: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/up.py
+
+# The documentation site in docs/_build/html, warnings as errors.
+docs: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 lint: venv
 	$(BIN)/ruff check .
@@ -54,4 +71,4 @@ lock:
 		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:
-	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache dist docs/_build

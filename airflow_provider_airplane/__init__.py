@@ -3,4 +3,4 @@
 Every Airflow process imports this package when it discovers providers, so it imports nothing.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -17,6 +17,7 @@ import pendulum
 import pytest
 import structlog.testing
 
+from airflow_provider_airplane import __version__ as provider_version
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
     AirplaneApprovalRequiredError,
@@ -122,7 +123,7 @@ def test_request_headers(
     assert post["headers"]["Accept"] == "application/json"
     assert (
         post["headers"]["User-Agent"]
-        == f"airflow-provider-airplane/0.1.0 apache-airflow/{airflow.__version__}"
+        == f"airflow-provider-airplane/{provider_version} apache-airflow/{airflow.__version__}"
     )
     assert uuid.UUID(post["headers"]["Idempotency-Key"]).version == 4
     assert "Idempotency-Key" not in get["headers"]

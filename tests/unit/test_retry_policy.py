@@ -1,4 +1,4 @@
-"""The README's ``retry_policy`` recipe (Airflow 3.3, AIP-105) takes the right decision for each typed error.
+"""The ``retry_policy`` recipe of docs/retries.md (Airflow 3.3, AIP-105) decides right for each typed error.
 
 A cancelled run and an auth error fail without a retry, a rate limit is retried after the policy's own
 delay, and anything else falls through to the task's ``retries``. Checked on the policy itself and on
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="retry_policy nee
 
 EXECUTE = "/v0/tasks/execute"
 
-# The README recipe, with the rate-limit delay as a parameter so the test need not wait 5 minutes.
+# The docs/retries.md recipe, with the rate-limit delay as a parameter so the test need not wait 5 minutes.
 RECIPE = """
 from datetime import timedelta
 

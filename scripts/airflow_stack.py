@@ -1,5 +1,7 @@
 """Start and stop Airflow's real components (and the Airplane emulator) as separate processes.
 
+Used by the integration and browser tests and by `make up` (scripts/up.py); it stays out of the wheel.
+
 Each component runs in its own session, so teardown can signal everything it spawned (LocalExecutor
 workers, task runners, the triggerer's runner subprocess) and then prove nothing is left. Readiness is
 read from health endpoints, never from fixed sleeps.
@@ -130,6 +132,9 @@ class AirflowStack:
     # DAG files copied next to ``dags_source`` (e.g. an example DAG the stack should run as it ships).
     extra_dags: tuple[Path, ...] = ()
     parallelism: int = 4
+    # True: airplane_default is stored in Airflow's database (listed and editable in the UI) once the
+    # API server is up; False: it comes from AIRFLOW_CONN_AIRPLANE_DEFAULT, as in a deployment's secrets.
+    connection_in_db: bool = False
     components: dict[str, Component] = field(default_factory=dict)
     api_port: int = 0
     emulator_url: str = ""
@@ -168,17 +173,20 @@ class AirflowStack:
                 # A killed triggerer's triggers go to the next one once its heartbeat is this old.
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW_CONN_AIRPLANE_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "airplane",
-                        "host": self.emulator_url,
-                        "password": self.api_key,
-                        "extra": {"env_slug": "prod"},
-                    }
-                ),
             }
         )
+        if not self.connection_in_db:
+            env["AIRFLOW_CONN_AIRPLANE_DEFAULT"] = json.dumps(self.connection())
         return env
+
+    def connection(self) -> dict[str, Any]:
+        """``airplane_default``: the emulator, whose run pages (``/runs/<id>``) the run links open."""
+        return {
+            "conn_type": "airplane",
+            "host": self.emulator_url,
+            "password": self.api_key,
+            "extra": {"env_slug": "prod", "app_url": self.emulator_url},
+        }
 
     def start(self) -> None:
         """Migrate the DB, start the emulator and the four components, and wait until all are healthy."""
@@ -204,6 +212,19 @@ class AirflowStack:
             self._spawn("dag-processor", ["airflow", "dag-processor"])
             self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
             self.wait_healthy()
+            if self.connection_in_db:
+                conn = self.connection()
+                self.api(
+                    "POST",
+                    "/connections",
+                    json={
+                        "connection_id": "airplane_default",
+                        "conn_type": conn["conn_type"],
+                        "host": conn["host"],
+                        "password": conn["password"],
+                        "extra": json.dumps(conn["extra"]),
+                    },
+                )
         except BaseException:
             self.stop()
             raise
@@ -281,12 +302,17 @@ class AirflowStack:
 
     # ---- REST API (SimpleAuthManager: password file + POST /auth/token) --------------------------
 
+    def admin_password(self) -> str:
+        """The password the API server generated for ``admin`` (SimpleAuthManager)."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        password: str = passwords[ADMIN_USER]
+        return password
+
     def token(self) -> str:
         if not self._token:
-            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
             response = requests.post(
                 f"{self.base_url}/auth/token",
-                json={"username": ADMIN_USER, "password": passwords[ADMIN_USER]},
+                json={"username": ADMIN_USER, "password": self.admin_password()},
                 timeout=10,
             )
             response.raise_for_status()
