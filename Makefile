@@ -43,9 +43,10 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The celery and postgres extras: the production-shaped stack of tests/integration (make test-cluster).
 lock:
-	echo "apache-airflow==$(AIRFLOW_VERSION)" > /tmp/airflow-pin.txt
-	uv pip compile -q pyproject.toml requirements/dev.in /tmp/airflow-pin.txt \
+	echo "apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" > /tmp/airflow-pin-$(AIRFLOW_VERSION).txt
+	uv pip compile -q pyproject.toml requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
 		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:
