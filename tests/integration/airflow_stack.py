@@ -99,6 +99,8 @@ class Component:
     # How it was started, so it can be started again the same way (restart).
     cmd: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where this process's output starts in its log (a restarted component appends to the same file).
+    log_start: int = 0
 
     @property
     def sid(self) -> int:
@@ -119,7 +121,13 @@ class Component:
             self.log_file.close()
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        """What this process has logged (not what an earlier process of the same name did)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
 
 @dataclass
@@ -256,6 +264,7 @@ class AirflowStack:
     def _spawn(self, name: str, cmd: list[str], extra_env: dict[str, str] | None = None) -> Component:
         log_path = self.home / "logs" / f"{name}.log"
         log_file = log_path.open("ab")
+        log_start = log_file.tell()
         proc = subprocess.Popen(
             cmd,
             env={**self.env(), **(extra_env or {})},
@@ -265,7 +274,7 @@ class AirflowStack:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        component = Component(name, proc, log_path, log_file, cmd, dict(extra_env or {}))
+        component = Component(name, proc, log_path, log_file, cmd, dict(extra_env or {}), log_start)
         self.components[name] = component
         return component
 
@@ -317,6 +326,13 @@ class AirflowStack:
     def respawn(self, component: Component) -> Component:
         """Start a stopped component again, with the command and environment it had."""
         return self._spawn(component.name, component.cmd, component.extra_env)
+
+    def start_component(self, name: str) -> Component:
+        """Start Airflow component ``name`` (one of ``airflow_components``), e.g. again after ``kill``."""
+        for known, cmd, extra_env in self.airflow_components():
+            if known == name:
+                return self._spawn(name, cmd, extra_env)
+        raise KeyError(f"no Airflow component {name!r} in this stack")
 
     def restart_triggerer(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop the triggerer's whole session with ``sig``, start a new one."""

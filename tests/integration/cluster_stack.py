@@ -26,7 +26,7 @@ from airflow_stack import AirflowStack, free_port, wait_until
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 DB_USER = DB_PASSWORD = DB_NAME = "airflow"
-HOSTNAME_MODULE = '''"""Per-process host names for the test stack: two triggerers or workers on one machine."""
+HOSTNAME_MODULE = '''"""Per-process host names: two triggerers or workers on one test machine."""
 
 import os
 import socket
@@ -177,7 +177,9 @@ class ClusterStack(AirflowStack):
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as err:
-            raise ComponentDown(f"{what} did not come up within {timeout:.0f}s; {self._pg_log_hint()}") from err
+            raise ComponentDown(
+                f"{what} did not come up within {timeout:.0f}s; {self._pg_log_hint()}"
+            ) from err
         if result.returncode != 0:
             raise ComponentDown(
                 f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}; "
@@ -207,7 +209,9 @@ class ClusterStack(AirflowStack):
         try:
             wait_until(pong, timeout=timeout, what="Redis")
         except TimeoutError as err:
-            raise ComponentDown(f"Redis did not answer PING within {timeout:.0f}s; log {redis.log_path}") from err
+            raise ComponentDown(
+                f"Redis did not answer PING within {timeout:.0f}s; log {redis.log_path}"
+            ) from err
 
     def _stop_services(self) -> None:
         """Stop PostgreSQL, then delete every data directory (PostgreSQL's log is kept in logs/)."""
@@ -260,7 +264,14 @@ class ClusterStack(AirflowStack):
         except TimeoutError as err:
             missing = sorted(names - set(self.live_triggerers()))
             logs = ", ".join(str(self.components[n].log_path) for n in missing if n in self.components)
-            raise ComponentDown(f"triggerer(s) {missing} not heartbeating after {timeout:.0f}s; logs: {logs}") from err
+            raise ComponentDown(
+                f"triggerer(s) {missing} not heartbeating after {timeout:.0f}s; logs: {logs}"
+            ) from err
+
+    def respawn_triggerer(self, name: str, timeout: float = 240.0) -> None:
+        """Start triggerer ``name`` again (after ``kill``) and wait until it heartbeats."""
+        self.start_component(name)
+        self.wait_triggerers({name}, timeout=timeout)
 
     def wait_worker(self, name: str, timeout: float = 180.0) -> None:
         """A Celery worker logs ``<name>@<host> ready.`` once it consumes from the broker."""
@@ -268,7 +279,7 @@ class ClusterStack(AirflowStack):
 
         def probe() -> bool | None:
             self.check_alive()
-            text = component.log_path.read_text(errors="replace")
+            text = component.log_text()
             return True if f"{name}@" in text and " ready." in text else None
 
         try:

@@ -35,7 +35,12 @@ class ResumeCountingOperator(AirplaneExecuteTaskOperator):
         path = os.environ.get("CLUSTER_RESUME_LOG")
         if path:
             ti = context["ti"]
-            line = {"dag_id": ti.dag_id, "task_id": ti.task_id, "map_index": ti.map_index, "try": ti.try_number}
+            line = {
+                "dag_id": ti.dag_id,
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "try": ti.try_number,
+            }
             with open(path, "a") as sink:  # one short append per call: atomic on a local file system
                 sink.write(json.dumps(line) + "\n")
         return super().execute_complete(context, event)
@@ -46,9 +51,7 @@ def _slugs(prefix: str, count: int) -> list[str]:
 
 
 def _dag(dag_id: str) -> DAG:
-    return DAG(
-        dag_id, schedule=None, start_date=START, catchup=False, max_active_tasks=64, tags=["cluster"]
-    )
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, max_active_tasks=64, tags=["cluster"])
 
 
 # (a) Triggerer lost: 40 deferred and 10 waiting in a worker while the busier triggerer is SIGKILLed.
