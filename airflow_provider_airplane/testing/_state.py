@@ -305,9 +305,7 @@ class State:
         with self.lock:
             now = self.now()
             chosen = [
-                run
-                for run in self.runs.values()
-                if run.task.slug == slug and run.status(now) in NOT_TERMINAL
+                run for run in self.runs.values() if run.task.slug == slug and run.status(now) in NOT_TERMINAL
             ]
             for run in chosen:
                 run.ends_at = max(now + after, run.active)

@@ -140,7 +140,8 @@ def test_client_ends_unfinished_runs_of_a_task(standalone: str, client: Emulator
         assert time.monotonic() < deadline, statuses
         time.sleep(0.05)
     assert statuses[second] == "Cancelled"
-    assert call(standalone, "GET", "/runs/getOutputs", params={"id": first}).json() == {"output": {"done": True}}
+    outputs = call(standalone, "GET", "/runs/getOutputs", params={"id": first}).json()
+    assert outputs == {"output": {"done": True}}
 
 
 def test_client_reports_refusals(client: EmulatorClient) -> None:
