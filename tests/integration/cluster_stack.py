@@ -190,7 +190,7 @@ class ClusterStack(AirflowStack):
         return f"PostgreSQL's log: {self.home / 'logs' / 'postgresql.log'} (copied there at teardown)"
 
     def _start_redis(self, timeout: float = 60.0) -> None:
-        self.redis_port = free_port()
+        self.redis_port = self.redis_port or free_port()
         redis_dir = self.home / "redis"
         redis_dir.mkdir()
         redis = self._spawn(

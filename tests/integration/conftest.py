@@ -1,4 +1,4 @@
-"""The module's real Airflow stacks and their emulators, one of each shape per session.
+"""Real Airflow stacks and their emulators, started once for the tests that use them.
 
 ``airflow_stack``: api-server, scheduler (LocalExecutor), dag-processor, triggerer on SQLite.
 ``cluster_stack``: the production shape, PostgreSQL + Redis + CeleryExecutor, two workers, two triggerers.
@@ -51,9 +51,9 @@ def emulator_client(airflow_stack: AirflowStack) -> EmulatorClient:
     return EmulatorClient(airflow_stack.emulator_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterStack]:
-    """One production-shaped stack for every cluster test of the session (it takes a minute to start)."""
+    """One production-shaped stack for all cluster scenarios (one module), gone before other stacks start."""
     home = tmp_path_factory.mktemp("cluster-stack")
     stack = ClusterStack(
         home=home,
@@ -74,7 +74,7 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterS
         METRICS["logs"] = str(home / "logs")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_emulator(cluster_stack: ClusterStack) -> EmulatorClient:
     return EmulatorClient(cluster_stack.emulator_url)
 

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import signal
+import socket
 import time
 import urllib.parse
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from airflow_stack import wait_until
-from cluster_stack import METRICS, ClusterStack
+from cluster_stack import METRICS, ClusterStack, ComponentDown
 
 from airflow_provider_airplane.testing import EmulatorClient
 
@@ -155,6 +156,32 @@ def assert_outputs(
 
 def trigger(stack: ClusterStack, dag_id: str) -> str:
     return stack.trigger_dag(dag_id)
+
+
+# ---- a component that does not come up --------------------------------------------------------------
+
+
+def test_a_service_that_does_not_come_up_fails_fast_naming_its_log_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Redis cannot bind its port (taken): the start fails at once, names Redis and its log, and stops
+    the PostgreSQL it had already started, data directory included."""
+    home, dags = tmp_path / "home", tmp_path / "dags"
+    home.mkdir()
+    dags.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = ClusterStack(home=home, dags_source=dags, api_key="tkn_x", emulator_tasks={}, redis_port=port)
+        with pytest.raises(ComponentDown, match=r"Redis exited .*; log .*redis\.log"):
+            stack.start()
+    assert stack.pg_dir is not None
+    assert not stack.pg_dir.exists()
+    assert stack.postmaster_pid is not None
+    assert not Path(f"/proc/{stack.postmaster_pid}").exists()
+    assert "Address already in use" in (home / "logs" / "redis.log").read_text()
+    assert stack.components == {}
 
 
 # ---- (e) outputs on PostgreSQL ------------------------------------------------------------------------
