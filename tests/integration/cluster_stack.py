@@ -40,7 +40,7 @@ METRICS: dict[str, str] = {}
 
 
 class ComponentDown(RuntimeError):
-    """A component of the stack did not come up in time; the message names it and its log."""
+    """A component did not come up (missing, exited, or not ready in time); names it and its log."""
 
 
 @dataclass
