@@ -239,11 +239,11 @@ class ClusterStack(AirflowStack):
             check=False,
         )  # fmt: skip
         pid = self.postmaster_pid
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: None if _alive(pid) else True, timeout=20, what="PostgreSQL gone")
-        assert pid is None or not _alive(pid), f"PostgreSQL (pid {pid}) left behind"
+            wait_until(lambda: None if alive(pid) else True, timeout=20, what="PostgreSQL gone")
+        assert pid is None or not alive(pid), f"PostgreSQL (pid {pid}) left behind"
 
     # ---- readiness -------------------------------------------------------------------------------
 
@@ -375,7 +375,8 @@ class ClusterStack(AirflowStack):
                 self.peak_rss_bytes = max(self.peak_rss_bytes, self.rss_bytes())
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from airflow_stack import wait_until
-from cluster_stack import METRICS, ClusterStack, ComponentDown
+from cluster_stack import METRICS, ClusterStack, ComponentDown, alive
 
 from airflow_provider_airplane.testing import EmulatorClient
 
@@ -176,7 +176,7 @@ def test_a_service_that_does_not_come_up_fails_fast_naming_its_log_and_leaves_no
     assert stack.pg_dir is not None
     assert not stack.pg_dir.exists()
     assert stack.postmaster_pid is not None
-    assert not Path(f"/proc/{stack.postmaster_pid}").exists()
+    assert not alive(stack.postmaster_pid)
     assert "Address already in use" in (home / "logs" / "redis.log").read_text()
     assert stack.components == {}
 
