@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import bench-events dist check-dist up docs
+.PHONY: venv demo test test-fast test-cluster cluster-deps lint format lock clean bench-watch bench-hook bench-import bench-events dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,14 @@ test: venv
 
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Only the production-shaped stack (PostgreSQL, Redis, CeleryExecutor, 2 workers, 2 triggerers); `make test`
+# runs it too. Installs PostgreSQL 15 and Redis from the Debian packages when they are missing (root).
+test-cluster: venv cluster-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
+
+cluster-deps:
+	scripts/ensure-cluster-deps.sh
 
 # Benchmarks print numbers (see docs/performance.md); BENCH_ARGS=--quick for a short watch run.
 bench-watch: venv
@@ -65,9 +73,10 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The celery and postgres extras: the production-shaped stack of tests/integration (make test-cluster).
 lock:
-	echo "apache-airflow==$(AIRFLOW_VERSION)" > /tmp/airflow-pin.txt
-	uv pip compile -q pyproject.toml requirements/dev.in /tmp/airflow-pin.txt \
+	echo "apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" > /tmp/airflow-pin-$(AIRFLOW_VERSION).txt
+	uv pip compile -q pyproject.toml requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
 		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:

@@ -31,6 +31,8 @@ import requests
 T = TypeVar("T")
 
 ADMIN_USER = "admin"
+# Seconds a stopped component gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE = 20.0
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
@@ -98,12 +100,17 @@ class Component:
     proc: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes] | None
+    # How it was started, so it can be started again the same way (restart).
+    cmd: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Where this process's output starts in its log (a restarted component appends to the same file).
+    log_start: int = 0
 
     @property
     def sid(self) -> int:
         return self.proc.pid  # start_new_session makes the child its session leader
 
-    def stop(self, *, sig: signal.Signals = signal.SIGTERM, grace: float = 20.0) -> None:
+    def stop(self, *, sig: signal.Signals = signal.SIGTERM, grace: float = STOP_GRACE) -> None:
         """Signal the whole session; escalate to SIGKILL for whatever is still alive after ``grace``."""
         kill_session(self.sid, sig)
         deadline = time.monotonic() + grace
@@ -118,12 +125,23 @@ class Component:
             self.log_file.close()
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        """What this process has logged (not what an earlier process of the same name did)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
 
 @dataclass
 class AirflowStack:
-    """api-server, scheduler (LocalExecutor), dag-processor and triggerer on SQLite, plus the emulator."""
+    """api-server, scheduler (LocalExecutor), dag-processor and triggerer on SQLite, plus the emulator.
+
+    The one home for starting, watching and stopping a stack's processes; other shapes of Airflow
+    (``cluster_stack.ClusterStack``: PostgreSQL, Redis, Celery workers, two triggerers) subclass it and
+    override ``env``, ``_start_services``/``_stop_services``, ``airflow_components`` and ``wait_healthy``.
+    """
 
     home: Path
     dags_source: Path
@@ -198,19 +216,11 @@ class AirflowStack:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
         try:
+            self._start_services()
             self._start_emulator()
-            subprocess.run(
-                ["airflow", "db", "migrate"],
-                env=self.env(),
-                check=True,
-                capture_output=True,
-                timeout=180,
-            )
-            port = str(self.api_port)
-            self._spawn("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"])
-            self._spawn("scheduler", ["airflow", "scheduler", "--skip-serve-logs"])
-            self._spawn("dag-processor", ["airflow", "dag-processor"])
-            self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
+            self._migrate()
+            for name, cmd, extra_env in self.airflow_components():
+                self._spawn(name, cmd, extra_env)
             self.wait_healthy()
             if self.connection_in_db:
                 conn = self.connection()
@@ -228,6 +238,37 @@ class AirflowStack:
         except BaseException:
             self.stop()
             raise
+
+    def _start_services(self) -> None:
+        """Start what Airflow needs before it migrates (nothing for SQLite)."""
+
+    def _stop_services(self) -> None:
+        """Stop what ``_start_services`` started; runs after every component has stopped."""
+
+    def airflow_components(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        """(name, command, extra environment) of every Airflow process, in start order."""
+        port = str(self.api_port)
+        return [
+            ("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"], {}),
+            ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], {}),
+            ("dag-processor", ["airflow", "dag-processor"], {}),
+            ("triggerer", ["airflow", "triggerer", "--skip-serve-logs"], {}),
+        ]
+
+    def _migrate(self, timeout: float = 300.0) -> None:
+        log_path = self.home / "logs" / "db-migrate.log"
+        with log_path.open("wb") as log_file:
+            try:
+                subprocess.run(
+                    ["airflow", "db", "migrate"],
+                    env=self.env(),
+                    check=True,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+                raise RuntimeError(f"airflow db migrate failed ({err}); see {log_path}") from err
 
     def _start_emulator(self) -> None:
         tasks_file = self.home / "emulator-tasks.json"
@@ -247,19 +288,20 @@ class AirflowStack:
         # Keep draining its output so a full pipe never blocks it.
         threading.Thread(target=_copy_stream, args=(proc.stdout, log_path), daemon=True).start()
 
-    def _spawn(self, name: str, cmd: list[str]) -> Component:
+    def _spawn(self, name: str, cmd: list[str], extra_env: dict[str, str] | None = None) -> Component:
         log_path = self.home / "logs" / f"{name}.log"
         log_file = log_path.open("ab")
+        log_start = log_file.tell()
         proc = subprocess.Popen(
             cmd,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             cwd=self.home,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        component = Component(name, proc, log_path, log_file)
+        component = Component(name, proc, log_path, log_file, cmd, dict(extra_env or {}), log_start)
         self.components[name] = component
         return component
 
@@ -273,32 +315,65 @@ class AirflowStack:
         """Wait for metadatabase, scheduler, triggerer and dag processor to report healthy."""
 
         def probe() -> bool | None:
-            for name, component in self.components.items():
-                if component.proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {component.proc.returncode}:\n{component.tail()}")
+            self.check_alive()
             body = self.health()
             statuses = [part.get("status") for part in body.values() if isinstance(part, dict)]
             return True if statuses and all(s == "healthy" for s in statuses) else None
 
         wait_until(probe, timeout=timeout, what="Airflow components healthy")
 
+    def check_alive(self) -> None:
+        """Fail, naming the component and its log, if one of them has exited."""
+        for name, component in self.components.items():
+            if component.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {component.proc.returncode}; log {component.log_path}:\n"
+                    f"{component.tail()}"
+                )
+
     def stop(self) -> None:
         """Stop every component (whole sessions) and assert that no process of theirs survives."""
-        for component in reversed(list(self.components.values())):
-            component.stop()
-        leftovers = {c.name: session_pids(c.sid) for c in self.components.values() if session_pids(c.sid)}
-        self.components.clear()
+        components = list(self.components.values())
+        try:
+            # All at once, so the grace periods run side by side rather than one after another.
+            for component in components:
+                kill_session(component.sid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            for component in reversed(components):
+                component.stop(grace=max(1.0, deadline - time.monotonic()))
+        finally:
+            self.components.clear()
+            self._stop_services()
+        leftovers = {c.name: session_pids(c.sid) for c in components if session_pids(c.sid)}
         assert not leftovers, f"processes left behind: {leftovers}"
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> Component:
+        """Stop component ``name``'s whole session with ``sig`` (SIGKILL: no clean-up at all, as when a
+        machine is lost); returns it, so it can be started again with ``respawn``."""
+        component = self.components.pop(name)
+        component.stop(sig=sig)
+        return component
+
+    def respawn(self, component: Component) -> Component:
+        """Start a stopped component again, with the command and environment it had."""
+        return self._spawn(component.name, component.cmd, component.extra_env)
+
+    def start_component(self, name: str) -> Component:
+        """Start Airflow component ``name`` (one of ``airflow_components``), e.g. again after ``kill``."""
+        for known, cmd, extra_env in self.airflow_components():
+            if known == name:
+                return self._spawn(name, cmd, extra_env)
+        raise KeyError(f"no Airflow component {name!r} in this stack")
 
     def restart_triggerer(
         self, sig: signal.Signals = signal.SIGKILL, while_down: Callable[[], object] | None = None
     ) -> None:
         """Stop the triggerer's whole session with ``sig`` (SIGKILL: no clean-up at all), call
         ``while_down`` if given, then start a new one."""
-        self.components.pop("triggerer").stop(sig=sig)
+        component = self.kill("triggerer", sig)
         if while_down is not None:
             while_down()
-        self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
+        self.respawn(component)
 
     # ---- REST API (SimpleAuthManager: password file + POST /auth/token) --------------------------
 

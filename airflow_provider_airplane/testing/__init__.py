@@ -14,7 +14,8 @@ Nothing here imports Airflow, so it starts fast and runs without it.
 Runs go NotStarted -> Queued (0.1 s) -> Active (0.2 s) -> Succeeded/Failed (after ``duration``),
 computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_emulator/tasks``,
 ``POST /_emulator/keys``, ``POST/DELETE /_emulator/faults``, ``GET /_emulator/requests`` (counts),
-``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/reset``, ``GET/POST /_emulator/clock``.
+``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/runs/end``, ``POST /_emulator/reset``,
+``GET/POST /_emulator/clock``.
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class EmulatorClient:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def end_runs(self, slug: str, *, after: float = 0.0) -> int:
+        """End every unfinished run of ``slug`` ``after`` seconds from now; returns how many."""
+        return int(self._call("POST", "runs/end", {"slug": slug, "after": after})["ended"])
+
     def request_counts(self) -> dict[str, int]:
         return {str(path): int(n) for path, n in self._call("GET", "requests").items()}
 

@@ -191,6 +191,13 @@ class _Admin:
         self.state.clear_faults()
         return web.json_response({})
 
+    async def end_runs(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        slug, after = body.get("slug"), body.get("after", 0.0)
+        if not isinstance(slug, str) or not isinstance(after, int | float):
+            raise ApiError(400, "slug (a string) is required; after is a number of seconds")
+        return web.json_response({"ended": self.state.end_runs(slug, after=float(after))})
+
     async def counts(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.request_counts())
 
@@ -280,6 +287,7 @@ def build_app(state: State) -> web.Application:
     app.router.add_get(f"{ADMIN_PREFIX}/requests", admin.counts)
     app.router.add_get(f"{ADMIN_PREFIX}/log", admin.log)
     app.router.add_get(f"{ADMIN_PREFIX}/runs", admin.runs)
+    app.router.add_post(f"{ADMIN_PREFIX}/runs/end", admin.end_runs)
     app.router.add_post(f"{ADMIN_PREFIX}/reset", admin.reset)
     app.router.add_route("*", f"{ADMIN_PREFIX}/clock", admin.clock)
     return app
@@ -462,6 +470,13 @@ class AirplaneEmulator:
 
     def clear_faults(self) -> None:
         self._state.clear_faults()
+
+    def end_runs(self, slug: str, *, after: float = 0.0) -> int:
+        """End every unfinished run of ``slug`` ``after`` seconds from now (as if its duration were up).
+
+        For tests that need runs to stay in progress until a fault has struck. Returns how many.
+        """
+        return self._state.end_runs(slug, after=after)
 
     def request_counts(self) -> dict[str, int]:
         """Requests received per ``/v0`` path, faulted ones included."""

@@ -98,6 +98,8 @@ class Run:
     error: str | None
     cancelled: float | None = None
     cancelled_by: str | None = None
+    # Set by ``end_runs``: the run ends then instead of after its task's duration.
+    ends_at: float | None = None
 
     @property
     def queued(self) -> float:
@@ -109,7 +111,7 @@ class Run:
 
     @property
     def ended(self) -> float:
-        return self.created + self.task.duration
+        return self.ends_at if self.ends_at is not None else self.created + self.task.duration
 
     @property
     def failed(self) -> bool:
@@ -295,6 +297,19 @@ class State:
             self.faults.append(
                 Fault(path, status, count, rate, dict(headers or {}), body, drop, max(0.0, delay))
             )
+
+    def end_runs(self, slug: str, *, after: float = 0.0) -> int:
+        """Make every unfinished run of ``slug`` end ``after`` seconds from now; returns how many."""
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        with self.lock:
+            now = self.now()
+            chosen = [
+                run for run in self.runs.values() if run.task.slug == slug and run.status(now) in NOT_TERMINAL
+            ]
+            for run in chosen:
+                run.ends_at = max(now + after, run.active)
+            return len(chosen)
 
     def clear_faults(self) -> None:
         with self.lock:

@@ -127,6 +127,23 @@ def test_client_moves_the_clock(standalone: str, client: EmulatorClient) -> None
     assert created.startswith(time.strftime("%Y-%m-%dT%H", time.gmtime(time.time() + 3600)))
 
 
+def test_client_ends_unfinished_runs_of_a_task(standalone: str, client: EmulatorClient) -> None:
+    client.add_task("long", output={"done": True}, duration=3600)
+    first, second = (
+        call(standalone, "POST", "/tasks/execute", body={"slug": "long"}).json()["runID"] for _ in range(2)
+    )
+    call(standalone, "POST", "/runs/cancel", body={"runID": second})
+    assert client.end_runs("long") == 1  # the cancelled run stays cancelled
+    assert client.end_runs("hello") == 0
+    deadline = time.monotonic() + 10  # a run ends no earlier than it became Active (0.2 s after start)
+    while (statuses := {run["id"]: run["status"] for run in client.runs()})[first] != "Succeeded":
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.05)
+    assert statuses[second] == "Cancelled"
+    outputs = call(standalone, "GET", "/runs/getOutputs", params={"id": first}).json()
+    assert outputs == {"output": {"done": True}}
+
+
 def test_client_reports_refusals(client: EmulatorClient) -> None:
     with pytest.raises(RuntimeError, match="HTTP 400"):
         client.inject_fault(rate=2.0)
