@@ -14,7 +14,9 @@ Nothing here imports Airflow, so it starts fast and runs without it.
 Runs go NotStarted -> Queued (0.1 s) -> Active (0.2 s) -> Succeeded/Failed (after ``duration``),
 computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_emulator/tasks``,
 ``POST /_emulator/keys``, ``POST/DELETE /_emulator/faults``, ``GET /_emulator/requests`` (counts),
-``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/reset``, ``GET/POST /_emulator/clock``.
+``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/reset``, ``GET/POST /_emulator/clock``,
+``GET/POST /_emulator/logs-endpoint`` (``{"enabled": false}``: ``runs/getLogs`` answers 404).
+``GET /runs/<run id>`` (no auth) is a run page: status, times, params, outputs and log lines.
 """
 
 from __future__ import annotations
