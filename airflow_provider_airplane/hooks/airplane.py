@@ -387,9 +387,14 @@ class AirplaneHook(_AirplaneHookBase):
             page += 1
 
     def wait_for_run(
-        self, run_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        on_poll: Callable[[AirplaneRun], object] | None = None,
     ) -> AirplaneRun:
-        """Poll until the run is terminal and return it.
+        """Poll until the run is terminal and return it; ``on_poll`` sees the run after each poll.
 
         When ``timeout`` seconds pass first, raise ``AirplaneRunTimeoutError`` without cancelling: the
         caller owns that decision (the operator cancels, a sensor must not).
@@ -405,6 +410,8 @@ class AirplaneHook(_AirplaneHookBase):
             if run.status != last_status:
                 self.log.info("Airplane run %s is %s (%.1fs elapsed)", run_id, run.status, elapsed)
                 last_status = run.status
+            if on_poll is not None:
+                on_poll(run)
             if run.is_terminal:
                 return run
             if limit is not None and elapsed >= limit:
