@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._run_logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
 from airflow_provider_airplane._validation import for_task, json_value, validate_run_id
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
@@ -21,7 +22,6 @@ from airflow_provider_airplane.exceptions import (
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
-from airflow_provider_airplane.operators._logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
 from airflow_provider_airplane.operators._reattach import start_or_reattach
 
 if TYPE_CHECKING:

@@ -10,12 +10,12 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._run_logs import RunLogReader
 from airflow_provider_airplane._validation import validate_run_id
 from airflow_provider_airplane.exceptions import AirplaneError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
-from airflow_provider_airplane.operators._logs import RunLogReader
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
