@@ -1,10 +1,13 @@
 """Copy an Airplane run's log lines into the Airflow task log, never at the task's expense.
 
-A reader follows one run: a page per poll while the run is in progress, every remaining page once it has
-ended (or once a deferred task resumes). Each line is written once, in order, as ``[airplane] <text>``. The
-last lines are kept for the error of a failed run. Reading logs never fails the task and never cancels the
-run: a 404 (the server has no log endpoint; the run itself was just read) stops reading with one warning,
-any other error is a warning and the next poll tries again from the same token.
+A reader follows one run: on each poll while the run is in progress it reads until an answer holds no new
+line (at most ``FOLLOW_MAX_PAGES`` pages, so a run that writes faster than we read cannot hold the poll
+loop), and once the run has ended (or a deferred task resumes) it reads every remaining page. Each line
+is written once, in order, as ``[airplane] <text>``. The last lines are kept for a failed run's error.
+
+Reading logs never fails the task and never cancels the run: a 404 (the server has no log endpoint; the
+run itself was just read) stops reading with one warning; any other error is a warning, and the next poll
+tries again from the same token. Each read gives up after ``max_wait`` seconds (the poll interval).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 MARK = "[airplane]"
 TAIL_LINES = 20  # a failed run's last lines that go into the exception text
 DEFAULT_LOG_MAX_LINES = 10_000
+FOLLOW_MAX_PAGES = 50
 
 
 class RunLogReader:
@@ -54,8 +58,8 @@ class RunLogReader:
         self.complete = False
 
     def follow(self) -> None:
-        """One page: called on each poll while the run is in progress."""
-        self._read(max_pages=1)
+        """The new lines: called on each poll while the run is in progress."""
+        self._read(max_pages=FOLLOW_MAX_PAGES)
 
     def drain(self) -> None:
         """Every page not read yet: called once the run has ended. Says what was left out, once."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -213,12 +213,11 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                     self._defer(run_id, started_at)
                 self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
             else:
-                reader = self._log_reader(hook, run_id, run_url)
                 run = hook.wait_for_run(
                     run_id,
                     poll_interval=self.poll_interval,
                     timeout=self.timeout,
-                    on_poll=None if reader is None else lambda _: reader.follow(),
+                    on_poll=self._follow_logs(hook, run_id, run_url),
                 )
         except TaskDeferred:
             raise
@@ -287,6 +286,21 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                 max_lines=self.log_max_lines,
             )
         return self._run_log
+
+    def _follow_logs(
+        self, hook: AirplaneHook, run_id: str, run_url: str
+    ) -> Callable[[AirplaneRun], None] | None:
+        """What each poll in the worker does for logs: read the new lines while the run is in progress
+        (the read after it ended is ``_finish``'s)."""
+        reader = self._log_reader(hook, run_id, run_url)
+        if reader is None:
+            return None
+
+        def on_poll(run: AirplaneRun) -> None:
+            if not run.is_terminal:
+                reader.follow()
+
+        return on_poll
 
     def _read_remaining_logs(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> list[str]:
         """After the run ended: the lines not written yet, then the last lines for a failure's error."""

@@ -160,19 +160,19 @@ def reader(hook: AirplaneHook, run_id: str, **kwargs: Any) -> tuple[RunLogReader
     return RunLogReader(hook, run_id, log=log, run_url=f"https://app/runs/{run_id}", **kwargs), log
 
 
-def test_reader_follows_a_page_per_poll_then_drains(
+def test_reader_catches_up_on_each_poll_then_drains_once(
     hook: AirplaneHook, airplane_conn: AirplaneEmulator
 ) -> None:
     run_id = finished_run(hook, airplane_conn)
     follower, log = reader(hook, run_id)
-    follower.follow()
-    assert len(log.infos) == 100
-    assert airplane_conn.request_counts()[GET_LOGS] == 1
-    follower.drain()
-    follower.drain()  # a second drain reads nothing more
+    follower.follow()  # 3 pages and the answer without lines that says it caught up
+    assert len(log.infos) == 250
+    assert airplane_conn.request_counts()[GET_LOGS] == 4
+    follower.drain()  # the one more read after the end
+    follower.drain()  # a second drain reads nothing
     assert numbers([text.removeprefix("[airplane] ") for text in log.infos]) == list(range(1, 251))
     assert all(text.startswith("[airplane] ") for text in log.infos)
-    assert airplane_conn.request_counts()[GET_LOGS] == 4
+    assert airplane_conn.request_counts()[GET_LOGS] == 5
     assert not log.warnings
     assert numbers(list(follower.tail)) == list(range(231, 251))
 
@@ -217,6 +217,7 @@ def test_reader_resumes_from_its_token_after_transient_errors(
 ) -> None:
     run_id = finished_run(hook, airplane_conn)
     follower, log = reader(hook, run_id)
+    airplane_conn.inject_fault(GET_LOGS, body=json.dumps({"logs": []}), count=1)  # a first empty answer
     follower.follow()
     # Retry-After longer than max_wait: not waited for; the poll is skipped and the token kept.
     airplane_conn.inject_fault(GET_LOGS, status=503, headers={"Retry-After": "5"})
