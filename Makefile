@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import
+.PHONY: venv demo test test-fast lint format lock clean bench-watch bench-hook bench-import bench-logs
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ bench-hook: venv
 
 bench-import: venv
 	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
+
+bench-logs: venv
+	$(BIN)/python benchmarks/run_logs.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

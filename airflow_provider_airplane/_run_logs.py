@@ -1,8 +1,9 @@
 """Copy an Airplane run's log lines into the Airflow task log, never at the task's expense.
 
-A reader follows one run: on each poll while the run is in progress it reads until an answer holds no new
-line (at most ``FOLLOW_MAX_PAGES`` pages, so a run that writes faster than we read cannot hold the poll
-loop), and once the run has ended (or a deferred task resumes) it reads every remaining page. Each line
+A reader follows one run: on each poll while the run is in progress it reads pages until one is shorter
+than the longest seen (the page size is unknown; a short page means it caught up, and chasing a run that
+is still writing would cost a request per new line) or ``FOLLOW_MAX_PAGES`` were read. Once the run has
+ended (or a deferred task resumes) it reads every remaining page, until an answer holds no new line. Each line
 is written once, in order, as ``[airplane] <text>``. The last lines are kept for a failed run's error.
 
 Reading logs never fails the task and never cancels the run: a 404 (the server has no log endpoint; the
@@ -51,6 +52,7 @@ class RunLogReader:
         self.max_lines = max_lines
         self.echo = echo
         self.cursor = LogCursor()
+        self.longest_page = 0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.written = 0
         self.left_out = 0
@@ -59,7 +61,7 @@ class RunLogReader:
 
     def follow(self) -> None:
         """The new lines: called on each poll while the run is in progress."""
-        self._read(max_pages=FOLLOW_MAX_PAGES)
+        self._read(max_pages=FOLLOW_MAX_PAGES, stop_short=True)
 
     def drain(self) -> None:
         """Every page not read yet: called once the run has ended. Says what was left out, once."""
@@ -80,8 +82,11 @@ class RunLogReader:
             )
         self.complete = True
 
-    def _read(self, *, max_pages: int | None) -> bool:
-        """Read up to ``max_pages`` pages; True once an answer held no new line (caught up)."""
+    def _read(self, *, max_pages: int | None, stop_short: bool = False) -> bool:
+        """Read up to ``max_pages`` pages; True once an answer held no new line (caught up).
+
+        ``stop_short``: also stop after a page shorter than the longest one seen.
+        """
         pages = 0
         while self.available and (max_pages is None or pages < max_pages):
             try:
@@ -106,6 +111,9 @@ class RunLogReader:
             pages += 1
             if not fresh:
                 return True
+            if stop_short and len(page.lines) < self.longest_page:
+                return False
+            self.longest_page = max(self.longest_page, len(page.lines))
         return False
 
     def _write(self, lines: list[AirplaneLogLine]) -> None:
