@@ -81,15 +81,19 @@ def main(argv: list[str] | None = None) -> int:
         default=sys.stdin.isatty(),
         help="keep the emulator (and the run page) up until Enter or end of input (default: on a terminal)",
     )
+    parser.add_argument(
+        "--home", type=Path, default=HOME, help=f"AIRFLOW_HOME to use (default {HOME.relative_to(REPO)})"
+    )
     args = parser.parse_args(argv)
-    HOME.mkdir(parents=True, exist_ok=True)
-    log = HOME / "demo.log"
+    home: Path = args.home
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "demo.log"
     log.write_text("")
     emulator, url = start_standalone(api_key=API_KEY, tasks=REPO / "example_dags" / "airplane_tasks.json")
     print(f"Airplane emulator serving {url}")
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
         "AIRFLOW_CONN_AIRPLANE_DEFAULT": json.dumps(
@@ -103,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     try:
-        print("Preparing Airflow's SQLite database in .airflow/demo ...")
+        print(f"Preparing Airflow's SQLite database in {home} ...")
         airflow(env, "db", "migrate", log=log)
         print(f"Running DAG {DAG_ID} with `airflow dags test` ...")
         airflow(env, "dags", "test", DAG_ID, log=log)
         show_run_logs(log)
-        status = show_xcoms(HOME / "airflow.db")
+        status = show_xcoms(home / "airflow.db")
         if args.keep_serving:
             print("The emulator keeps serving the run page; press Enter to stop it.", flush=True)
             sys.stdin.readline()

@@ -14,11 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_demo_prints_the_run_log_and_a_working_run_link() -> None:
+def test_demo_prints_the_run_log_and_a_working_run_link(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("AIRFLOW_CONN_AIRPLANE_DEFAULT", None)
     demo = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), "--keep-serving"],
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--keep-serving", "--home", str(tmp_path)],
         cwd=REPO,
         env=env,
         stdin=subprocess.PIPE,
