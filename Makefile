@@ -6,7 +6,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-cluster cluster-deps lint format lock clean bench-watch bench-hook bench-import bench-events dist check-dist up docs
+.PHONY: venv demo test test-fast test-cluster cluster-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,9 @@ bench-hook: venv
 
 bench-import: venv
 	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
+
+bench-logs: venv
+	$(BIN)/python benchmarks/run_logs.py $(BENCH_ARGS)
 
 bench-events: venv
 	$(BIN)/python benchmarks/event_watchers.py $(BENCH_ARGS)

@@ -8,6 +8,7 @@ one path and a failure on another.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_airplane.exceptions import (
@@ -26,12 +27,16 @@ log = logging.getLogger(__name__)
 
 # The run's own error text goes into the exception message; keep a runaway one readable.
 MAX_ERROR_CHARS = 2000
+MAX_TAIL_LINE_CHARS = 500
 
 
-def raise_for_run(hook: AirplaneHook, run: AirplaneRun, *, run_url: str) -> None:
+def raise_for_run(
+    hook: AirplaneHook, run: AirplaneRun, *, run_url: str, log_tail: Sequence[str] = ()
+) -> None:
     """Return when ``run`` Succeeded; otherwise raise the exception that says how it ended.
 
-    Failed -> :class:`AirplaneRunFailedError` with the run's ``error`` output and URL;
+    Failed -> :class:`AirplaneRunFailedError` with the run's ``error`` output and URL, then ``log_tail``
+    (the run's last log lines);
     Cancelled -> :class:`AirplaneRunCancelledError` (not retried by Airflow);
     not finished -> :class:`AirplaneError` (callers only pass runs they believe finished).
     """
@@ -39,7 +44,8 @@ def raise_for_run(hook: AirplaneHook, run: AirplaneRun, *, run_url: str) -> None
         return
     if run.status == RunStatus.FAILED:
         raise AirplaneRunFailedError(
-            run, f"Airplane run {run.id} failed: {_error_text(hook, run)}. See {run_url}"
+            run,
+            f"Airplane run {run.id} failed: {_error_text(hook, run)}. See {run_url}" + _tail_text(log_tail),
         )
     if run.status == RunStatus.CANCELLED:
         by = f" by {run.cancelled_by}" if run.cancelled_by else ""
@@ -64,3 +70,12 @@ def _error_text(hook: AirplaneHook, run: AirplaneRun) -> str:
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS] + f"... ({len(text) - MAX_ERROR_CHARS} more characters)"
     return text
+
+
+def _tail_text(lines: Sequence[str]) -> str:
+    if not lines:
+        return ""
+    shown = [
+        line if len(line) <= MAX_TAIL_LINE_CHARS else line[:MAX_TAIL_LINE_CHARS] + "..." for line in lines
+    ]
+    return f"\nLast {len(shown)} lines of the run's log:\n" + "\n".join(f"  {line}" for line in shown)

@@ -100,3 +100,46 @@ class AirplaneRun:
             zone_id=_text(data.get("zoneID")),
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class AirplaneLogLine:
+    """One line a run wrote (``runs/getLogs``, API reference section 4.6).
+
+    ``(timestamp, insert_id)`` is the line's identity: readers sort and dedupe on it, as Airplane's CLI did.
+    """
+
+    timestamp: datetime
+    insert_id: str
+    text: str
+    level: str = "info"
+    task_slug: str | None = None
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        return (self.timestamp, self.insert_id)
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> AirplaneLogLine:
+        """Lenient: a missing or unreadable timestamp sorts first, missing text is an empty line."""
+        return cls(
+            timestamp=parse_time(item.get("timestamp")) or _EPOCH,
+            insert_id=_text(item.get("insertID")) or _text(item.get("insertId")) or "",
+            text="" if item.get("text") is None else str(item["text"]),
+            level=_text(item.get("level")) or "info",
+            task_slug=_text(item.get("taskSlug")),
+        )
+
+
+@dataclass(frozen=True)
+class AirplaneLogPage:
+    """One ``runs/getLogs`` answer: its lines in (timestamp, insert id) order and the token to go on from.
+
+    ``prev_token`` is None when the answer carried none; a reader then keeps the token it sent.
+    """
+
+    lines: list[AirplaneLogLine]
+    prev_token: str | None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=pendulum.UTC)

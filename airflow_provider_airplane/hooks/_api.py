@@ -24,7 +24,8 @@ from airflow_provider_airplane.hooks._exchange import (
     json_object,
     snippet,
 )
-from airflow_provider_airplane.models import AirplaneRun
+from airflow_provider_airplane.hooks._logs import check_level, parse_log_page
+from airflow_provider_airplane.models import AirplaneLogPage, AirplaneRun
 
 T = TypeVar("T")
 
@@ -124,6 +125,20 @@ class ApiCore:
         run_id = check_reference(run_id, "run_id")
         return Operation("GET", "/runs/getOutputs", {"id": run_id}, None, _parse_outputs, f"run {run_id!r}")
 
+    def get_run_logs(
+        self, run_id: str, *, prev_token: str | None, level: str | None
+    ) -> Operation[AirplaneLogPage]:
+        """``runID`` as the CLI sent it (section 4.6); ``prev_token`` left out on the first call."""
+        run_id = check_reference(run_id, "run_id")
+        params = {"runID": run_id}
+        if prev_token is not None:
+            if not isinstance(prev_token, str) or not prev_token:
+                raise ValueError(f"prev_token must be a token from an earlier answer, not {prev_token!r}")
+            params["prev_token"] = prev_token
+        if check_level(level) is not None:
+            params["level"] = str(level)
+        return Operation("GET", "/runs/getLogs", params, None, parse_log_page, f"logs of run {run_id!r}")
+
     def cancel_run(self, run_id: str) -> Operation[None]:
         run_id = check_reference(run_id, "run_id")
         return Operation("POST", "/runs/cancel", {}, {"runID": run_id}, _ignore_body, f"run {run_id!r}")
@@ -183,7 +198,7 @@ class ApiCore:
             params=dict(op.params),
             headers=self.config.headers(idempotency_key=idempotency_key),
             body=None if op.body is None else json.dumps(op.body).encode(),
-            timeout=self.config.timeout,
+            timeout=self.config.timeout if policy.budget is None else min(self.config.timeout, policy.budget),
         )
         return Call(op, request, config=self.config, policy=policy, log=log)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -124,6 +125,9 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     retry_after_max: float = 120.0
     jitter: Callable[[], float] = field(default=random.random, repr=False)
+    # Seconds one logical call may take, waits included (None: no bound). A read that must not hold the
+    # task up (a run's log lines) gives up instead of waiting past it; each attempt's timeout fits in it.
+    budget: float | None = None
 
     @staticmethod
     def should_retry(answer: Answer) -> bool:
@@ -203,6 +207,7 @@ class Call(Generic[T]):
         self.policy = policy
         self.log = log
         self.attempts = 0
+        self.started = time.monotonic()
         self.last: Answer | Failure | None = None
         self._result: T | None = None
 
@@ -229,6 +234,9 @@ class Call(Generic[T]):
         if not retryable or self.attempts >= self.policy.max_attempts:
             raise self._give_up(outcome)
         delay = self.policy.delay(self.attempts, outcome if isinstance(outcome, Answer) else None)
+        budget = self.policy.budget
+        if budget is not None and time.monotonic() - self.started + delay >= budget:
+            raise self._give_up(outcome)
         what = outcome.description if isinstance(outcome, Failure) else f"HTTP {outcome.status}"
         self.log.warning(
             "Airplane API %s failed (%s); retrying in %.2fs (attempt %d of %d)",
@@ -344,6 +352,11 @@ def _not_found_hint(subject: str) -> str:
         return (
             "a templated run_id rendered an XCom that does not exist; check that the upstream task pushed "
             "'airplane_run_id'"
+        )
+    if subject.startswith("logs of run "):
+        return (
+            "the server may not serve the undocumented runs/getLogs endpoint, or the run id is unknown in "
+            "this environment"
         )
     if subject.startswith("run "):
         return "check the run id, and that the connection's environment is the one the run was started in"

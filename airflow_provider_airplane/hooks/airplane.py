@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cache, cached_property
 from types import TracebackType
@@ -48,7 +48,8 @@ from airflow_provider_airplane.hooks._exchange import (
     RetryPolicy,
     explain_test_failure,
 )
-from airflow_provider_airplane.models import AirplaneRun
+from airflow_provider_airplane.hooks._logs import LogCursor
+from airflow_provider_airplane.models import AirplaneLogLine, AirplaneLogPage, AirplaneRun
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
@@ -130,13 +131,14 @@ class _AirplaneHookBase(BaseHook):
             env_slug=self.env_slug,
         )
 
-    def _policy(self, max_attempts: int | None = None) -> RetryPolicy:
+    def _policy(self, max_attempts: int | None = None, budget: float | None = None) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=max_attempts or self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
             retry_after_max=self.retry_after_max,
             jitter=self.jitter,
+            budget=None if budget is None else check_positive(budget, "max_wait"),
         )
 
 
@@ -245,9 +247,13 @@ class AirplaneHook(_AirplaneHookBase):
             delay = call.feed(self._exchange(call.request))
         return call.result
 
-    def _call(self, op: Operation[T], *, idempotency_key: str | None = None) -> T:
+    def _call(
+        self, op: Operation[T], *, idempotency_key: str | None = None, budget: float | None = None
+    ) -> T:
         return self._drive(
-            self.api.start(op, policy=self._policy(), log=self.log, idempotency_key=idempotency_key)
+            self.api.start(
+                op, policy=self._policy(budget=budget), log=self.log, idempotency_key=idempotency_key
+            )
         )
 
     def execute_task(
@@ -281,6 +287,35 @@ class AirplaneHook(_AirplaneHookBase):
         if outputs_unavailable(run, self.log):
             return None
         return self._call(self.api.get_run_outputs(run.id))
+
+    def get_run_logs(
+        self,
+        run_id: str,
+        *,
+        prev_token: str | None = None,
+        level: str | None = None,
+        max_wait: float | None = None,
+    ) -> AirplaneLogPage:
+        """One ``runs/getLogs`` answer: its lines, sorted, and the token to continue from.
+
+        ``level="debug"`` also returns debug lines. ``max_wait`` bounds the seconds this read may take,
+        retries included (the operator passes its poll interval, so logs never hold a task up). The endpoint
+        is undocumented: a server without it answers 404 (:class:`AirplaneNotFoundError`).
+        """
+        op = self.api.get_run_logs(run_id, prev_token=prev_token, level=level)
+        return self._call(op, budget=max_wait)
+
+    def iter_run_logs(
+        self, run_id: str, *, prev_token: str | None = None, level: str | None = None
+    ) -> Iterator[AirplaneLogLine]:
+        """Every line written so far, in order and once each, following tokens until an answer holds no
+        new line. The arguments are checked here, not at the first ``next()``."""
+        self.api.get_run_logs(run_id, prev_token=prev_token, level=level)
+        return self._walk_logs(run_id, LogCursor(prev_token), level)
+
+    def _walk_logs(self, run_id: str, cursor: LogCursor, level: str | None) -> Iterator[AirplaneLogLine]:
+        while fresh := cursor.take(self.get_run_logs(run_id, prev_token=cursor.prev_token, level=level)):
+            yield from fresh
 
     def cancel_run(self, run_id: str) -> AirplaneRun:
         """Ask Airplane to cancel the run and return the run as it is now.
@@ -352,9 +387,14 @@ class AirplaneHook(_AirplaneHookBase):
             page += 1
 
     def wait_for_run(
-        self, run_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        on_poll: Callable[[AirplaneRun], object] | None = None,
     ) -> AirplaneRun:
-        """Poll until the run is terminal and return it.
+        """Poll until the run is terminal and return it; ``on_poll`` sees the run after each poll.
 
         When ``timeout`` seconds pass first, raise ``AirplaneRunTimeoutError`` without cancelling: the
         caller owns that decision (the operator cancels, a sensor must not).
@@ -370,6 +410,8 @@ class AirplaneHook(_AirplaneHookBase):
             if run.status != last_status:
                 self.log.info("Airplane run %s is %s (%.1fs elapsed)", run_id, run.status, elapsed)
                 last_status = run.status
+            if on_poll is not None:
+                on_poll(run)
             if run.is_terminal:
                 return run
             if limit is not None and elapsed >= limit:
@@ -471,9 +513,9 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         except _aiohttp_retryable() as err:
             return Failure(err)
 
-    async def _call(self, op: Operation[T]) -> T:
+    async def _call(self, op: Operation[T], *, budget: float | None = None) -> T:
         api = await self._get_api()
-        call = api.start(op, policy=self._policy(), log=self.log)
+        call = api.start(op, policy=self._policy(budget=budget), log=self.log)
         delay = call.feed(await self._exchange(call.request))
         while delay is not None:
             await self.sleep(delay)
@@ -489,6 +531,29 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         if outputs_unavailable(run, self.log):
             return None
         return await self._call((await self._get_api()).get_run_outputs(run.id))
+
+    async def get_run_logs(
+        self,
+        run_id: str,
+        *,
+        prev_token: str | None = None,
+        level: str | None = None,
+        max_wait: float | None = None,
+    ) -> AirplaneLogPage:
+        """As ``AirplaneHook.get_run_logs``."""
+        op = (await self._get_api()).get_run_logs(run_id, prev_token=prev_token, level=level)
+        return await self._call(op, budget=max_wait)
+
+    async def iter_run_logs(
+        self, run_id: str, *, prev_token: str | None = None, level: str | None = None
+    ) -> AsyncIterator[AirplaneLogLine]:
+        """As ``AirplaneHook.iter_run_logs``."""
+        cursor = LogCursor(prev_token)
+        while fresh := cursor.take(
+            await self.get_run_logs(run_id, prev_token=cursor.prev_token, level=level)
+        ):
+            for line in fresh:
+                yield line
 
     async def cancel_run(self, run_id: str) -> AirplaneRun:
         """As ``AirplaneHook.cancel_run``."""

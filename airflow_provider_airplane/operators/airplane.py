@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._run_logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
 from airflow_provider_airplane._validation import for_task, json_value, validate_run_id
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
@@ -98,6 +99,11 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         ``durable=False`` every try does.
     :param output_max_bytes: largest JSON size of the outputs pushed to XCom (not checked with
         ``do_xcom_push=False``).
+    :param show_logs: write the run's log lines into the task log as ``[airplane] <text>``: on each poll
+        while waiting in a worker, all at once when a deferred task resumes; a failed run's last lines
+        also go into the error. ``False`` makes no log request at all.
+    :param log_max_lines: most run log lines one task writes; past it, one line says how many were left
+        out and links the run.
     """
 
     template_fields: Sequence[str] = (
@@ -129,6 +135,8 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         durable: bool = True,
         output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
         idempotency_key: str | None = None,
+        show_logs: bool = True,
+        log_max_lines: int = DEFAULT_LOG_MAX_LINES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,6 +155,8 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self.idempotency_key = idempotency_key
         _check_output_max_bytes(output_max_bytes)
         self.output_max_bytes = output_max_bytes
+        self.show_logs = show_logs
+        self.log_max_lines = check_log_max_lines(log_max_lines)
         if self.timeout is not None and self.timeout < self.poll_interval:
             raise ValueError(
                 f"timeout ({self.timeout:g} s) is shorter than poll_interval ({self.poll_interval:g} s); "
@@ -163,6 +173,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._run_id: str | None = None
         self._run_released = False
         self._cancel_requested = False
+        self._run_log: RunLogReader | None = None
 
     def _hook(self) -> AirplaneHook:
         return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
@@ -202,7 +213,12 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                     self._defer(run_id, started_at)
                 self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
             else:
-                run = hook.wait_for_run(run_id, poll_interval=self.poll_interval, timeout=self.timeout)
+                run = hook.wait_for_run(
+                    run_id,
+                    poll_interval=self.poll_interval,
+                    timeout=self.timeout,
+                    on_poll=self._follow_logs(hook, run_id, run_url),
+                )
         except TaskDeferred:
             raise
         except AirplaneRunTimeoutError as err:
@@ -258,10 +274,47 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             )
         return self._finish(hook, hook.get_run(run_id), run_url)
 
+    def _log_reader(self, hook: AirplaneHook, run_id: str, run_url: str) -> RunLogReader | None:
+        """This try's reader of the run's log (None with ``show_logs=False``); a resume starts anew."""
+        if self.show_logs and self._run_log is None:
+            self._run_log = RunLogReader(
+                hook,
+                run_id,
+                log=self.log,
+                run_url=run_url,
+                max_wait=self.poll_interval,
+                max_lines=self.log_max_lines,
+            )
+        return self._run_log
+
+    def _follow_logs(
+        self, hook: AirplaneHook, run_id: str, run_url: str
+    ) -> Callable[[AirplaneRun], None] | None:
+        """What each poll in the worker does for logs: read the new lines while the run is in progress
+        (the read after it ended is ``_finish``'s)."""
+        reader = self._log_reader(hook, run_id, run_url)
+        if reader is None:
+            return None
+
+        def on_poll(run: AirplaneRun) -> None:
+            if not run.is_terminal:
+                reader.follow()
+
+        return on_poll
+
+    def _read_remaining_logs(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> list[str]:
+        """After the run ended: the lines not written yet, then the last lines for a failure's error."""
+        reader = self._log_reader(hook, run.id, run_url)
+        if reader is None:
+            return []
+        reader.drain()
+        return list(reader.tail)
+
     def _finish(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> Any:
         """The one ending for a finished run on every path: outputs, or the error that says how it ended."""
         self._run_released = run.is_terminal
-        raise_for_run(hook, run, run_url=run_url)
+        tail = self._read_remaining_logs(hook, run, run_url)
+        raise_for_run(hook, run, run_url=run_url, log_tail=tail)
         if run.zone_id:
             self.log.warning(
                 "Airplane run %s keeps its outputs in storage zone %s, which the API does not serve; "
@@ -284,6 +337,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             self.log.info("Airplane run %s ended %s as the deadline passed", run.id, run.status)
             return self._finish(self._hook(), run, run_url)
         self._run_released = run.is_terminal
+        self._read_remaining_logs(self._hook(), run, run_url)
         raise AirplaneRunTimeoutError(
             run,
             f"Airplane run {run.id} did not finish before its deadline (timeout={self.timeout}, "

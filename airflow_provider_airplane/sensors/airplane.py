@@ -10,13 +10,17 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
+from airflow_provider_airplane._run_logs import RunLogReader
 from airflow_provider_airplane._validation import validate_run_id
 from airflow_provider_airplane.exceptions import AirplaneError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
+from airflow_provider_airplane.models import RunStatus
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_airplane.models import AirplaneRun
 
 
 class AirplaneRunSensor(BaseSensorOperator):
@@ -24,7 +28,8 @@ class AirplaneRunSensor(BaseSensorOperator):
 
     Works in ``poke``, ``reschedule`` and deferrable mode. The sensor watches a run it does not own, so it
     never cancels it, not even when it times out (``timeout`` is BaseSensorOperator's, deferred too).
-    ``soft_fail`` and friends are left to BaseSensorOperator.
+    ``soft_fail`` and friends are left to BaseSensorOperator. It writes none of the run's log lines while
+    waiting; a failed run's last lines (up to 20) go into its error, as the execute operator's do.
 
     :param run_id: the Airplane run to watch (templated).
     :param airplane_conn_id: the Airplane connection.
@@ -59,7 +64,7 @@ class AirplaneRunSensor(BaseSensorOperator):
         run = hook.get_run(run_id)
         if run.is_terminal:
             self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
-            raise_for_run(hook, run, run_url=run_url)
+            self._raise_for_run(hook, run, run_url)
             return None
         from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
 
@@ -88,7 +93,7 @@ class AirplaneRunSensor(BaseSensorOperator):
         if not run.is_terminal:
             self.log.info("Airplane run %s is %s", run_id, run.status)
             return False
-        raise_for_run(hook, run, run_url=hook.get_run_url(run_id))
+        self._raise_for_run(hook, run, hook.get_run_url(run_id))
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
@@ -107,5 +112,16 @@ class AirplaneRunSensor(BaseSensorOperator):
                 f"Lost track of Airplane run {run_id} while deferred: {message}. See {run_url}"
             )
         run = hook.get_run(run_id)
-        raise_for_run(hook, run, run_url=run_url)
+        self._raise_for_run(hook, run, run_url)
         self.log.info("Airplane run %s succeeded", run_id)
+
+    def _raise_for_run(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:
+        """As the operator: a failed run's error carries its last log lines (read only then)."""
+        tail: list[str] = []
+        if run.status == RunStatus.FAILED:
+            reader = RunLogReader(
+                hook, run.id, log=self.log, run_url=run_url, max_wait=max(self.poke_interval, 1.0), echo=False
+            )
+            reader.drain()
+            tail = list(reader.tail)
+        raise_for_run(hook, run, run_url=run_url, log_tail=tail)

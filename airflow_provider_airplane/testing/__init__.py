@@ -15,7 +15,8 @@ Runs go NotStarted -> Queued (0.1 s) -> Active (0.2 s) -> Succeeded/Failed (afte
 computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_emulator/tasks``,
 ``POST /_emulator/keys``, ``POST/DELETE /_emulator/faults``, ``GET /_emulator/requests`` (counts),
 ``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/runs/end``, ``POST /_emulator/reset``,
-``GET/POST /_emulator/clock``.
+``GET/POST /_emulator/clock``, ``GET/POST /_emulator/logs-endpoint`` (``{"enabled": false}``: ``runs/getLogs``
+answers 404). ``GET /runs/<run id>`` (no auth) is a run page: status, times, params, outputs and log lines.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idempotency-ttl", type=float, default=3600.0, help="seconds an Idempotency-Key is kept"
     )
+    parser.add_argument(
+        "--no-logs-endpoint", action="store_true", help="answer runs/getLogs with 404, as a server without it"
+    )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the server's clock")
     return parser.parse_args(argv)
 
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         idempotency_ttl=args.idempotency_ttl,
         clock_offset=args.clock_offset,
+        logs_endpoint=not args.no_logs_endpoint,
     )
     if args.tasks is not None:
         tasks = json.loads(args.tasks.read_text())

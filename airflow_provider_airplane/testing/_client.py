@@ -37,6 +37,15 @@ class EmulatorClient:
             ) from exc
 
     @property
+    def logs_endpoint(self) -> bool:
+        """False makes the emulator's ``runs/getLogs`` answer 404."""
+        return bool(self._call("GET", "logs-endpoint")["enabled"])
+
+    @logs_endpoint.setter
+    def logs_endpoint(self, enabled: bool) -> None:
+        self._call("POST", "logs-endpoint", {"enabled": enabled})
+
+    @property
     def clock_offset(self) -> float:
         """Seconds the emulator adds to the wall clock."""
         return float(self._call("GET", "clock")["offset"])
@@ -55,8 +64,9 @@ class EmulatorClient:
         fail: bool = False,
         error: str | None = None,
         requires_request: bool = False,
+        logs: list[str] | int | None = None,
     ) -> str:
-        """Register (or replace) a task; ``output`` is a JSON value here (no callables over HTTP)."""
+        """Register (or replace) a task; ``output`` and ``logs`` are JSON values here (no callables)."""
         answer = self._call(
             "POST",
             "tasks",
@@ -68,6 +78,7 @@ class EmulatorClient:
                 "fail": fail,
                 "error": error,
                 "requires_request": requires_request,
+                "logs": logs,
             },
         )
         return str(answer["id"])

@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_airplane.testing._state import ApiError, Fault, State
+from airflow_provider_airplane.testing._page import RUN_PAGE_PREFIX, run_page_handler
+from airflow_provider_airplane.testing._state import ApiError, Fault, Logs, State
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,6 +153,12 @@ class _Api:
         )
         return web.json_response({"runs": runs})
 
+    async def get_logs(self, request: web.Request) -> web.Response:
+        if not self.state.logs_endpoint:
+            raise web.HTTPNotFound()  # answered as any unknown route is
+        run_id = request.query.get("runID") or request.query.get("id")
+        return web.json_response(self.state.get_logs(run_id, request.query.get("prev_token")))
+
     async def cancel(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
         run_id = body.get("runID")
@@ -211,6 +218,15 @@ class _Admin:
         self.state.reset()
         return web.json_response({})
 
+    async def logs_endpoint(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            enabled = (await _json_object(request)).get("enabled")
+            if not isinstance(enabled, bool):
+                raise ApiError(400, "enabled (true or false) is required")
+            with self.state.lock:
+                self.state.logs_endpoint = enabled
+        return web.json_response({"enabled": self.state.logs_endpoint})
+
     async def clock(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             offset = (await _json_object(request)).get("offset")
@@ -253,7 +269,7 @@ def build_app(state: State) -> web.Application:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(ADMIN_PREFIX):
+        if request.path.startswith((ADMIN_PREFIX, RUN_PAGE_PREFIX)):
             return await _answer(request, handler)
         entry = state.record(request.method, request.path, dict(request.query), request.headers)
         fault = state.take_fault(request.path)
@@ -279,6 +295,8 @@ def build_app(state: State) -> web.Application:
     app.router.add_get("/v0/runs/getOutputs", api.get_outputs)
     app.router.add_get("/v0/runs/list", api.list_runs)
     app.router.add_post("/v0/runs/cancel", api.cancel)
+    app.router.add_get("/v0/runs/getLogs", api.get_logs)
+    app.router.add_get(RUN_PAGE_PREFIX + "{run_id}", run_page_handler(state))
     app.router.add_post(f"{ADMIN_PREFIX}/tasks", admin.add_task)
     app.router.add_get(f"{ADMIN_PREFIX}/tasks", admin.tasks)
     app.router.add_post(f"{ADMIN_PREFIX}/keys", admin.add_key)
@@ -290,6 +308,7 @@ def build_app(state: State) -> web.Application:
     app.router.add_post(f"{ADMIN_PREFIX}/runs/end", admin.end_runs)
     app.router.add_post(f"{ADMIN_PREFIX}/reset", admin.reset)
     app.router.add_route("*", f"{ADMIN_PREFIX}/clock", admin.clock)
+    app.router.add_route("*", f"{ADMIN_PREFIX}/logs-endpoint", admin.logs_endpoint)
     return app
 
 
@@ -334,11 +353,12 @@ class AirplaneEmulator:
         port: int = 0,
         idempotency_ttl: float = 3600.0,
         clock_offset: float = 0.0,
+        logs_endpoint: bool = True,
     ) -> None:
         self.api_key = api_key or "tkn_" + secrets.token_urlsafe(24)
         self.host = host
         self.port = port
-        self._state = State(self.api_key, idempotency_ttl, clock_offset)
+        self._state = State(self.api_key, idempotency_ttl, clock_offset, logs_endpoint=logs_endpoint)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
@@ -425,6 +445,16 @@ class AirplaneEmulator:
         with self._state.lock:
             self._state.clock_offset = float(seconds)
 
+    @property
+    def logs_endpoint(self) -> bool:
+        """False makes ``runs/getLogs`` answer 404, as a server without the undocumented endpoint would."""
+        return self._state.logs_endpoint
+
+    @logs_endpoint.setter
+    def logs_endpoint(self, enabled: bool) -> None:
+        with self._state.lock:
+            self._state.logs_endpoint = bool(enabled)
+
     def add_task(
         self,
         slug: str,
@@ -435,8 +465,14 @@ class AirplaneEmulator:
         fail: bool = False,
         error: str | None = None,
         requires_request: bool = False,
+        logs: Logs = None,
     ) -> str:
-        """Register (or replace) a task; ``output`` may be a callable of the param values. Returns its id."""
+        """Register (or replace) a task; returns its id.
+
+        ``output`` may be a callable of the param values. ``logs``: the lines each run writes (a list, a
+        number N of generated lines, or a callable of the param values), spread over the run's active time
+        and served by ``runs/getLogs`` at most 100 per answer; a cancel stops them.
+        """
         return self._state.add_task(
             slug,
             task_id=task_id,
@@ -445,6 +481,7 @@ class AirplaneEmulator:
             fail=fail,
             error=error,
             requires_request=requires_request,
+            logs=logs,
         )
 
     def add_key(self, key: str, *, allowed: bool = True) -> None:

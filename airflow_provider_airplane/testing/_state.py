@@ -27,6 +27,9 @@ REDACTED = "***"
 # The request log keeps the most recent entries only, so a long benchmark cannot exhaust memory.
 LOG_LIMIT = 100_000
 _KEY_HEADERS = ("x-airplane-api-key", "x-airplane-token")
+# runs/getLogs serves at most this many lines per answer (the real page size is unknown, reference 4.6).
+LOG_PAGE_SIZE = 100
+Logs = list[str] | int | Callable[[dict[str, Any]], list[str]] | None
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -64,12 +67,16 @@ class Task:
     fail: bool = False
     error: str | None = None
     requires_request: bool = False
+    logs: Logs = None
 
     def describe(self) -> dict[str, Any]:
-        """The task as the admin routes show it (a callable output is shown by name)."""
-        output = self.output
+        """The task as the admin routes show it (a callable output or logs is shown by name)."""
+        output: Any = self.output
+        logs: Any = self.logs
         if callable(output):
             output = f"<callable {getattr(output, '__name__', 'output')}>"
+        if callable(logs):
+            logs = f"<callable {getattr(logs, '__name__', 'logs')}>"
         return {
             "slug": self.slug,
             "id": self.id,
@@ -78,6 +85,7 @@ class Task:
             "fail": self.fail,
             "error": self.error,
             "requires_request": self.requires_request,
+            "logs": logs,
         }
 
 
@@ -100,6 +108,7 @@ class Run:
     cancelled_by: str | None = None
     # Set by ``end_runs``: the run ends then instead of after its task's duration.
     ends_at: float | None = None
+    log_texts: list[str] = field(default_factory=list)
 
     @property
     def queued(self) -> float:
@@ -142,6 +151,28 @@ class Run:
         if status == "Failed":
             return {"error": self.error}
         return None
+
+    def log_time(self, index: int) -> float:
+        """Line ``index`` is written at an even step through the run's active time, before it ends."""
+        share = (index + 1) / (len(self.log_texts) + 1)
+        return self.active + (self.ended - self.active) * share
+
+    def visible_logs(self, now: float) -> int:
+        """How many lines are written by ``now``; a cancel stops the rest."""
+        until = now if self.cancelled is None else min(now, self.cancelled - 1e-6)
+        count = 0
+        while count < len(self.log_texts) and self.log_time(count) <= until:
+            count += 1
+        return count
+
+    def log_item(self, index: int) -> dict[str, Any]:
+        return {
+            "timestamp": rfc3339(self.log_time(index)),
+            "insertID": f"{self.id[-6:]}{index:08d}",
+            "text": self.log_texts[index],
+            "level": "info",
+            "taskSlug": self.task.slug,
+        }
 
     def to_api(self, now: float) -> dict[str, Any]:
         """The flat public run object (reference section 5), as of ``now``."""
@@ -224,6 +255,7 @@ class State:
     idempotency: dict[tuple[str, str], Stored] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    logs_endpoint: bool = True
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
     def __post_init__(self) -> None:
@@ -246,11 +278,14 @@ class State:
         fail: bool = False,
         error: str | None = None,
         requires_request: bool = False,
+        logs: Logs = None,
     ) -> str:
         if not slug:
             raise ValueError("a task needs a slug")
         if duration < 0:
             raise ValueError("duration must be >= 0")
+        if not (logs is None or callable(logs) or _is_count(logs) or _is_texts(logs)):
+            raise ValueError("logs must be a list of strings, a number of lines, or a callable of the params")
         with self.lock:
             old = self.tasks_by_slug.get(slug)
             if old is not None:
@@ -263,6 +298,7 @@ class State:
                 fail=fail,
                 error=error,
                 requires_request=requires_request,
+                logs=logs,
             )
             self.tasks_by_slug[slug] = task
             self.tasks_by_id[task.id] = task
@@ -446,6 +482,7 @@ class State:
                 )
             now = self.now()
             output, error = _outcome(task, params or {})
+            log_texts, log_error = _log_texts(task, params or {})
             run = Run(
                 id=new_id("run", now),
                 task=task,
@@ -457,7 +494,8 @@ class State:
                 env_slug=env_slug,
                 env_id=env_id,
                 output=output,
-                error=error,
+                error=error or log_error,
+                log_texts=log_texts,
             )
             self.runs[run.id] = run
             return run.id
@@ -469,6 +507,33 @@ class State:
     def get_outputs(self, run_id: str | None) -> Any:
         with self.lock:
             return self._run(run_id).outputs(self.now())
+
+    def get_logs(self, run_id: str | None, prev_token: str | None) -> dict[str, Any]:
+        """One page of the lines written so far after ``prev_token``; no lines: an empty token."""
+        with self.lock:
+            run = self._run(run_id)
+            start = 0
+            if prev_token:
+                owner, _, index = prev_token.rpartition(".")
+                if owner != run.id or not index.isdigit():
+                    raise ApiError(400, f"Invalid prev_token: {prev_token!r}")
+                start = int(index)
+            end = min(run.visible_logs(self.now()), start + LOG_PAGE_SIZE)
+            items = [run.log_item(i) for i in range(start, end)]
+            return {
+                "runID": run.id,
+                "logs": items,
+                "prev_token": f"{run.id}.{end}" if items else "",
+                "next_token": "",
+            }
+
+    def run_page(self, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+        """What the run page shows: the run, the lines written so far, the outputs."""
+        with self.lock:
+            run = self._run(run_id)
+            now = self.now()
+            items = [run.log_item(i) for i in range(run.visible_logs(now))]
+            return run.to_api(now), items, run.outputs(now)
 
     def cancel(self, run_id: str | None, user: str) -> None:
         with self.lock:
@@ -527,3 +592,27 @@ def _outcome(task: Task, params: dict[str, Any]) -> tuple[Any, str | None]:
         except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"
     return output, None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(text, str) for text in value)
+
+
+def _log_texts(task: Task, params: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The lines a run writes, and an error when a callable producing them raised (the run fails)."""
+    logs = task.logs
+    if logs is None:
+        return [], None
+    if isinstance(logs, int):
+        return [f"{task.slug}: line {n} of {logs}" for n in range(1, logs + 1)], None
+    if callable(logs):
+        try:
+            produced = logs(params)
+        except Exception as exc:
+            return [], f"{type(exc).__name__}: {exc}"
+        return [str(text) for text in produced], None
+    return list(logs), None

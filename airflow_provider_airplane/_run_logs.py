@@ -1,0 +1,136 @@
+"""Copy an Airplane run's log lines into the Airflow task log, never at the task's expense.
+
+A reader follows one run: on each poll while the run is in progress it reads pages until one is shorter
+than the longest seen (the page size is unknown; a short page means it caught up, and chasing a run that
+is still writing would cost a request per new line) or ``FOLLOW_MAX_PAGES`` were read. Once the run has
+ended (or a deferred task resumes) it reads every remaining page, until an answer holds no new line. Each line
+is written once, in order, as ``[airplane] <text>``. The last lines are kept for a failed run's error.
+
+Reading logs never fails the task and never cancels the run: a 404 (the server has no log endpoint; the
+run itself was just read) stops reading with one warning; any other error is a warning, and the next poll
+tries again from the same token. Each read gives up after ``max_wait`` seconds (the poll interval).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from airflow_provider_airplane.exceptions import AirplaneError, AirplaneNotFoundError
+from airflow_provider_airplane.hooks._logs import LogCursor
+
+if TYPE_CHECKING:
+    from airflow_provider_airplane.hooks._exchange import Log
+    from airflow_provider_airplane.hooks.airplane import AirplaneHook
+    from airflow_provider_airplane.models import AirplaneLogLine
+
+MARK = "[airplane]"
+TAIL_LINES = 20  # a failed run's last lines that go into the exception text
+DEFAULT_LOG_MAX_LINES = 10_000
+FOLLOW_MAX_PAGES = 50
+
+
+class RunLogReader:
+    """The log of one run, read page by page; ``echo`` writes the lines to ``log`` (up to ``max_lines``)."""
+
+    def __init__(
+        self,
+        hook: AirplaneHook,
+        run_id: str,
+        *,
+        log: Log,
+        run_url: str,
+        max_wait: float,
+        max_lines: int = DEFAULT_LOG_MAX_LINES,
+        echo: bool = True,
+    ) -> None:
+        self.hook = hook
+        self.run_id = run_id
+        self.log = log
+        self.run_url = run_url
+        self.max_wait = max_wait
+        self.max_lines = max_lines
+        self.echo = echo
+        self.cursor = LogCursor()
+        self.longest_page = 0
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.written = 0
+        self.left_out = 0
+        self.available = True
+        self.complete = False
+
+    def follow(self) -> None:
+        """The new lines: called on each poll while the run is in progress."""
+        self._read(max_pages=FOLLOW_MAX_PAGES, stop_short=True)
+
+    def drain(self) -> None:
+        """Every page not read yet: called once the run has ended. Says what was left out, once."""
+        if self.complete:
+            return
+        if not self._read(max_pages=None) and self.available:
+            self.log.warning(
+                "The rest of Airplane run %s's log could not be read; it is at %s", self.run_id, self.run_url
+            )
+        if self.echo and self.left_out:
+            self.log.warning(
+                "%s %d more lines of Airplane run %s were left out (log_max_lines=%d); read them at %s",
+                MARK,
+                self.left_out,
+                self.run_id,
+                self.max_lines,
+                self.run_url,
+            )
+        self.complete = True
+
+    def _read(self, *, max_pages: int | None, stop_short: bool = False) -> bool:
+        """Read up to ``max_pages`` pages; True once an answer held no new line (caught up).
+
+        ``stop_short``: also stop after a page shorter than the longest one seen.
+        """
+        pages = 0
+        while self.available and (max_pages is None or pages < max_pages):
+            try:
+                page = self.hook.get_run_logs(
+                    self.run_id, prev_token=self.cursor.prev_token, max_wait=self.max_wait
+                )
+            except AirplaneNotFoundError as err:
+                self.available = False
+                self.log.warning(
+                    "Not reading Airplane run %s's log: the server has no log endpoint (%s). The run's log "
+                    "is at %s",
+                    self.run_id,
+                    err.message,
+                    self.run_url,
+                )
+                return False
+            except AirplaneError as err:
+                self.log.warning("Could not read Airplane run %s's log this time: %s", self.run_id, err)
+                return False
+            fresh = self.cursor.take(page)
+            self._write(fresh)
+            pages += 1
+            if not fresh:
+                return True
+            if stop_short and len(page.lines) < self.longest_page:
+                return False
+            self.longest_page = max(self.longest_page, len(page.lines))
+        return False
+
+    def _write(self, lines: list[AirplaneLogLine]) -> None:
+        scrub = self.hook.config.scrub  # a run may print anything; the provider's own key is never echoed
+        for line in lines:
+            text = scrub(line.text)
+            self.tail.append(text)
+            if not self.echo:
+                continue
+            if self.written < self.max_lines:
+                self.log.info("%s %s", MARK, text)
+                self.written += 1
+            else:
+                self.left_out += 1
+
+
+def check_log_max_lines(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"log_max_lines must be an integer >= 0, got {value!r}")
+    return value
