@@ -33,6 +33,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--idempotency-ttl", type=float, default=3600.0, help="seconds an Idempotency-Key is kept"
     )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the server's clock")
+    parser.add_argument(
+        "--cancel-delay", type=float, default=0.0, help="seconds before a cancel request takes effect"
+    )
     return parser.parse_args(argv)
 
 
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         idempotency_ttl=args.idempotency_ttl,
         clock_offset=args.clock_offset,
+        cancel_delay=args.cancel_delay,
     )
     if args.tasks is not None:
         tasks = json.loads(args.tasks.read_text())

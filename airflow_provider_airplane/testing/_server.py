@@ -326,11 +326,12 @@ class AirplaneEmulator:
         port: int = 0,
         idempotency_ttl: float = 3600.0,
         clock_offset: float = 0.0,
+        cancel_delay: float = 0.0,
     ) -> None:
         self.api_key = api_key or "tkn_" + secrets.token_urlsafe(24)
         self.host = host
         self.port = port
-        self._state = State(self.api_key, idempotency_ttl, clock_offset)
+        self._state = State(self.api_key, idempotency_ttl, clock_offset, cancel_delay=float(cancel_delay))
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
@@ -416,6 +417,16 @@ class AirplaneEmulator:
     def clock_offset(self, seconds: float) -> None:
         with self._state.lock:
             self._state.clock_offset = float(seconds)
+
+    @property
+    def cancel_delay(self) -> float:
+        """Seconds a run keeps its status after a cancel request before it reads Cancelled."""
+        return self._state.cancel_delay
+
+    @cancel_delay.setter
+    def cancel_delay(self, seconds: float) -> None:
+        with self._state.lock:
+            self._state.cancel_delay = float(seconds)
 
     def add_task(
         self,
