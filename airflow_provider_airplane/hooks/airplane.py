@@ -36,6 +36,7 @@ from airflow_provider_airplane.hooks._api import (
     MAX_PAGE_SIZE,
     ApiCore,
     after_cancel_error,
+    created_before,
     outputs_unavailable,
 )
 from airflow_provider_airplane.hooks._config import AirplaneConfig
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# A run created this long before our execute request is an earlier request's (clock skew, rounding).
+REPLAY_CLOCK_SLACK_SECONDS = 1.0
 # test_connection answers a person waiting in the UI: no long backoff.
 _TEST_CONNECTION_ATTEMPTS = 2
 
@@ -118,11 +121,12 @@ class _AirplaneHookBase(BaseHook):
         return f"{type(self).__name__}(airplane_conn_id={self.airplane_conn_id!r})"
 
     def _build_config(
-        self, host: str | None, port: int | None, password: str | None, extra: Any
+        self, host: str | None, port: int | None, password: str | None, extra: Any, schema: str | None
     ) -> AirplaneConfig:
         return AirplaneConfig.from_connection(
             self.airplane_conn_id,
             host=host,
+            schema=schema,
             port=port,
             password=password,
             extra=extra if isinstance(extra, Mapping) else {},
@@ -194,7 +198,7 @@ class AirplaneHook(_AirplaneHookBase):
             conn = self.get_connection(self.airplane_conn_id)
         except AirflowNotFoundException as err:
             raise _missing_connection(self.airplane_conn_id) from err
-        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson)
+        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
         mask_secret(config.api_key)
         return config
 
@@ -262,12 +266,35 @@ class AirplaneHook(_AirplaneHookBase):
         """Start a run and return its id.
 
         Every retry reuses one ``Idempotency-Key`` (a new uuid4 unless given), so a lost answer does not
-        start a second run; the API remembers keys for an hour.
+        start a second run; the API remembers keys for an hour. With a given key the API may answer with
+        the run an earlier request started: the answer is the same (reference section 6.2), so the run's
+        ``createdAt`` tells, at the cost of one ``runs/get``.
         """
         op = self.api.execute_task(slug=slug, task_id=task_id, param_values=param_values, resources=resources)
+        sent_at = time.time()
         run_id = self._call(op, idempotency_key=idempotency_key)
-        self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
+        if idempotency_key is not None and self._replayed(run_id, sent_at):
+            self.log.info(
+                "Airplane answered Idempotency-Key %s with run %s of %s in %s, started by an earlier request",
+                idempotency_key,
+                run_id,
+                op.subject,
+                self.config.environment,
+            )
+        else:
+            self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
         return run_id
+
+    def _replayed(self, run_id: str, sent_at: float) -> bool:
+        """Whether the run existed before the request; unknown (the run cannot be read) counts as new."""
+        try:
+            run = self.get_run(run_id)
+        except AirplaneApiError as err:
+            self.log.warning(
+                "Could not read Airplane run %s to tell a new run from a replay: %s", run_id, err
+            )
+            return False
+        return created_before(run, sent_at, slack=REPLAY_CLOCK_SLACK_SECONDS)
 
     def get_run(self, run_id: str) -> AirplaneRun:
         return self._call(self.api.get_run(run_id))
@@ -434,7 +461,7 @@ class AirplaneAsyncHook(_AirplaneHookBase):
             except AirflowNotFoundException as err:
                 raise _missing_connection(self.airplane_conn_id) from err
             extra = await get_async_extra_dejson(conn)
-            config = self._build_config(conn.host, conn.port, conn.password, extra)
+            config = self._build_config(conn.host, conn.port, conn.password, extra, conn.schema)
             await _amask_secret(config.api_key)
             self._api = ApiCore(config)
         return self._api

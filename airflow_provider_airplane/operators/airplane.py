@@ -21,7 +21,14 @@ from airflow_provider_airplane.exceptions import (
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
-from airflow_provider_airplane.operators._reattach import start_or_reattach
+from airflow_provider_airplane.operators._reattach import (
+    CANCELLING,
+    CONSUMED,
+    DEFERRED,
+    STARTED,
+    RunRecord,
+    start_or_reattach,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -163,12 +170,19 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._run_id: str | None = None
         self._run_released = False
         self._cancel_requested = False
+        # The task state store record (Airflow 3.3+) that tells later tries what became of the run.
+        self._record: RunRecord | None = None
 
     def _hook(self) -> AirplaneHook:
         return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
 
+    def _note(self, run_id: str, phase: str) -> None:
+        if self._record is not None:
+            self._record.write(run_id, phase)
+
     def execute(self, context: Context) -> Any:
         started_at = time.time()
+        self._record = RunRecord.of(context, self.log) if self.durable else None
         slug, task_id = self._task_reference()
         param_values = self._checked_param_values()
         resources = self._checked_resources()
@@ -186,6 +200,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             started_at=started_at,
             durable=self.durable,
             user_key=self.idempotency_key,
+            record=self._record or RunRecord(None, self.log),
             log=self.log,
         )
         self._run_id = run_id
@@ -230,6 +245,9 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             self.log.info("Deferring until Airplane run %s finishes", run_id)
         else:
             self.log.info("Deferring until Airplane run %s finishes, at most %.0f s", run_id, end_time - now)
+        # If this try ends while deferred (cleared, marked failed), the trigger cancels the run, and a
+        # later try must not re-attach to it: the triggerer cannot write the task state store.
+        self._note(run_id, DEFERRED if self.cancel_on_kill else STARTED)
         self.defer(
             trigger=AirplaneRunTrigger(
                 run_id=run_id,
@@ -247,6 +265,8 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         """Resume after the trigger: the same XComs, return value and errors as the worker path."""
         status, run_id, message = validate_event(event)
         self._run_id = run_id
+        self._record = RunRecord.of(context, self.log) if self.durable else None
+        self._note(run_id, STARTED)  # back in a worker: nothing cancels the run behind this try's back
         hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         if status == "timeout":
@@ -273,6 +293,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         if self.do_xcom_push:
             check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run.id)
         self.log.info("Airplane run %s succeeded", run.id)
+        self._note(run.id, CONSUMED)
         return outputs
 
     def _on_timeout(self, run: AirplaneRun, run_url: str) -> Any:
@@ -304,6 +325,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             return None
         self._cancel_requested = True
         self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
+        self._note(self._run_id, CANCELLING)  # first: the next try may start before the cancel lands
         try:
             run = _cancel_and_wait(self._hook(), self._run_id, CANCEL_CONFIRM_SECONDS)
         except Exception as err:
@@ -358,9 +380,13 @@ class AirplaneExecuteTaskOperator(BaseOperator):
 
 
 class AirplaneGetRunOutputsOperator(BaseOperator):
-    """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``)."""
+    """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``).
 
-    template_fields: Sequence[str] = ("run_id",)
+    :param run_id: the run (templated).
+    :param env_slug: the run's environment, overriding the connection's (templated).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "env_slug")
     operator_extra_links = (AirplaneRunLink(),)
     ui_color = "#d9e6ff"
 
@@ -368,6 +394,7 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         self,
         *,
         run_id: str,
+        env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
         **kwargs: Any,
@@ -375,12 +402,13 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         super().__init__(**kwargs)
         _check_output_max_bytes(output_max_bytes)
         self.run_id = run_id
+        self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.output_max_bytes = output_max_bytes
 
     def execute(self, context: Context) -> Any:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
         run_url = push_run_xcoms(context, hook, run_id)
         run = hook.get_run(run_id)
         if not run.is_terminal:
@@ -395,9 +423,13 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
 
 
 class AirplaneCancelRunOperator(BaseOperator):
-    """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had)."""
+    """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had).
 
-    template_fields: Sequence[str] = ("run_id",)
+    :param run_id: the run (templated).
+    :param env_slug: the run's environment, overriding the connection's (templated).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "env_slug")
     operator_extra_links = (AirplaneRunLink(),)
     ui_color = "#ffe0d9"
 
@@ -405,6 +437,7 @@ class AirplaneCancelRunOperator(BaseOperator):
         self,
         *,
         run_id: str,
+        env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         wait_timeout: float = 60.0,
         **kwargs: Any,
@@ -413,12 +446,13 @@ class AirplaneCancelRunOperator(BaseOperator):
         if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float) or wait_timeout < 0:
             raise ValueError(f"wait_timeout must be a non-negative number of seconds, got {wait_timeout!r}")
         self.run_id = run_id
+        self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.wait_timeout = float(wait_timeout)
 
     def execute(self, context: Context) -> str:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
         run_url = push_run_xcoms(context, hook, run_id)
         self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
         run = _cancel_and_wait(hook, run_id, self.wait_timeout)
