@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from typing import Any
 from unittest import mock
 
@@ -26,6 +27,7 @@ from airflow_provider_airplane.exceptions import (
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.get_provider_info import get_provider_info
+from airflow_provider_airplane.hooks import airplane as hook_module
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.models import RunStatus
 from airflow_provider_airplane.testing import AirplaneEmulator
@@ -384,6 +386,50 @@ def test_retry_after_honoured_and_garbage_ignored(
     assert delays[0] == 7.0
     assert 0 <= delays[1] <= 0.2  # "soon" ignored: backoff of the second retry
     assert delays[2] == 2.0
+
+
+def test_retry_after_http_date_is_honoured(
+    hook: AirplaneHook, airplane_conn: AirplaneEmulator, delays: list[float]
+) -> None:
+    """Issue 13.1: a rate-limited hook waits until the date instead of burning its attempts in a second."""
+    airplane_conn.inject_fault(
+        LIST, status=429, headers={"Retry-After": formatdate(time.time() + 20, usegmt=True)}
+    )
+    airplane_conn.inject_fault(LIST, status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert hook.list_runs() == []
+    assert 17.0 <= delays[0] <= 20.0
+    assert delays[1] == 0.0  # a date in the past: retry now
+
+
+def test_uri_connection_keeps_a_path_airflow_puts_in_schema(
+    emulator: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13.6: in URI form the proxy path lands in ``schema``; it must not be cut off."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AIRPLANE_PROXY", f"airplane://:{emulator.api_key}@proxy.example.com/airplane"
+    )
+    assert AirplaneHook("airplane_proxy").config.base_url == "https://proxy.example.com/airplane"
+
+
+def test_replayed_run_is_not_logged_as_started(
+    hook: AirplaneHook,
+    airplane_conn: AirplaneEmulator,
+    logs: list[MutableMapping[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13.6: the API answers a known Idempotency-Key with the earlier run; the log says so."""
+    # The emulator shares this clock, and the two requests are milliseconds apart: no slack needed.
+    monkeypatch.setattr(hook_module, "REPLAY_CLOCK_SLACK_SECONDS", 0.0)
+    airplane_conn.add_task("hello")
+    first = hook.execute_task("hello", idempotency_key="key-1")
+    assert hook.execute_task("hello", idempotency_key="key-1") == first
+
+    entries = [str(entry) for entry in logs]
+    assert len([e for e in entries if "Started Airplane run" in e]) == 1
+    replayed = [e for e in entries if "started by an earlier request" in e]
+    assert len(replayed) == 1
+    assert first in replayed[0]
+    assert "key-1" in replayed[0]
 
 
 def test_429_after_all_retries_is_rate_limited(

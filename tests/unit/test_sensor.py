@@ -216,3 +216,49 @@ def test_reschedule_in_airflow_keeps_xcoms_and_link(
     # More than one poke, each in a fresh run of the task: it was rescheduled, not kept in a slot.
     assert example_emulator.request_counts()["/v0/runs/get"] >= 2
     assert example_emulator.request_counts().get(CANCEL, 0) == 0
+
+
+SENSOR_VARIANTS = (  # the sensors of tests/dags/airplane_test_dags.py's test_airplane_sensor_outcomes
+    "poke_plain",
+    "poke_soft_fail",
+    "poke_never_fail",
+    "reschedule_soft_fail",
+    "deferred_plain",
+    "deferred_soft_fail",
+    "deferred_never_fail",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "cancel", "cancel_delay"),
+    [
+        ("fails_now", False, 0.0),
+        ("fails_soon", False, 0.0),
+        ("runs_long", True, 0.0),
+        ("runs_long", True, 2.0),
+    ],
+    ids=["failed-before-start", "failed-while-waiting", "cancelled-before-start", "cancelled-while-waiting"],
+)
+def test_one_outcome_per_run_status_in_every_mode(
+    airplane_conn: AirplaneEmulator,
+    run_dag: Callable[..., Any],
+    slug: str,
+    cancel: bool,
+    cancel_delay: float,
+) -> None:
+    """Issue 13.3: soft_fail/never_fail skip, plain fails, in poke, reschedule and deferrable mode, whether
+    the run ended before the sensor started or while it waited (real dag.test, triggers inline)."""
+    airplane_conn.add_task("fails_now", fail=True, error="boom")
+    airplane_conn.add_task("fails_soon", fail=True, error="boom", duration=2.0)
+    airplane_conn.add_task("runs_long", duration=600)
+    airplane_conn.cancel_delay = cancel_delay
+
+    result = run_dag("test_airplane_sensor_outcomes", conf={"slug": slug, "cancel": cancel})
+
+    outcomes = {name: result.state_of(name) for name in SENSOR_VARIANTS}
+    expected = {name: "failed" if name.endswith("plain") else "skipped" for name in SENSOR_VARIANTS}
+    assert outcomes == expected
+    ended = "Cancelled" if cancel else "Failed"
+    assert {run["status"] for run in airplane_conn.runs()} == {ended}
+    assert len(airplane_conn.runs()) == len(SENSOR_VARIANTS)
