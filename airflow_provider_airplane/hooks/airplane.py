@@ -36,7 +36,6 @@ from airflow_provider_airplane.hooks._api import (
     MAX_PAGE_SIZE,
     ApiCore,
     after_cancel_error,
-    created_before,
     outputs_unavailable,
 )
 from airflow_provider_airplane.hooks._config import AirplaneConfig
@@ -58,8 +57,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# A run created this long before our execute request is an earlier request's (clock skew, rounding).
-REPLAY_CLOCK_SLACK_SECONDS = 1.0
 # test_connection answers a person waiting in the UI: no long backoff.
 _TEST_CONNECTION_ATTEMPTS = 2
 
@@ -267,34 +264,24 @@ class AirplaneHook(_AirplaneHookBase):
 
         Every retry reuses one ``Idempotency-Key`` (a new uuid4 unless given), so a lost answer does not
         start a second run; the API remembers keys for an hour. With a given key the API may answer with
-        the run an earlier request started: the answer is the same (reference section 6.2), so the run's
-        ``createdAt`` tells, at the cost of one ``runs/get``.
+        the run an earlier request started, in the same words as for a new run (reference section 6.2),
+        so the log does not claim a start then; a caller that must know compares the run's ``createdAt``
+        (the operator does, on retries).
         """
         op = self.api.execute_task(slug=slug, task_id=task_id, param_values=param_values, resources=resources)
-        sent_at = time.time()
         run_id = self._call(op, idempotency_key=idempotency_key)
-        if idempotency_key is not None and self._replayed(run_id, sent_at):
+        if idempotency_key is None:
+            self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
+        else:
             self.log.info(
-                "Airplane answered Idempotency-Key %s with run %s of %s in %s, started by an earlier request",
-                idempotency_key,
+                "Airplane run %s of %s in %s for Idempotency-Key %s (new, or started earlier by a request "
+                "with this key)",
                 run_id,
                 op.subject,
                 self.config.environment,
+                idempotency_key,
             )
-        else:
-            self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
         return run_id
-
-    def _replayed(self, run_id: str, sent_at: float) -> bool:
-        """Whether the run existed before the request; unknown (the run cannot be read) counts as new."""
-        try:
-            run = self.get_run(run_id)
-        except AirplaneApiError as err:
-            self.log.warning(
-                "Could not read Airplane run %s to tell a new run from a replay: %s", run_id, err
-            )
-            return False
-        return created_before(run, sent_at, slack=REPLAY_CLOCK_SLACK_SECONDS)
 
     def get_run(self, run_id: str) -> AirplaneRun:
         return self._call(self.api.get_run(run_id))

@@ -159,6 +159,8 @@ def start_or_reattach(
             if decision != NEW:
                 return _keep(run, decision, record, log)
             return _start_after(run, start, try_key(base, number), hook, record, log)
+    if number > 1 or user_key is None:  # known to be new: created by this try, or the key is this TI's
+        log.info("Started Airplane run %s", run_id)
     record.write(run_id, STARTED)
     return run_id
 

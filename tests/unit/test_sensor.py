@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
+from airflow_provider_airplane._deferral import CLOCK_SKEW_MARGIN
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
     AirplaneRunCancelledError,
@@ -121,8 +122,24 @@ def test_run_id_validated(task_ctx: ContextFactory, emu: AirplaneEmulator, run_i
         sensor(run_id).execute(task_ctx())
 
 
+def test_env_slug_reaches_the_api_the_trigger_and_the_link(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Issue 13.5: a run in another environment than the connection's is watched there, on every path."""
+    run_id = AirplaneHook(env_slug="staging").execute_task("long")
+    ctx = task_ctx()
+    assert sensor(run_id, env_slug="staging").poke(ctx) is False
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(run_id, env_slug="staging", deferrable=True).execute(ctx)
+
+    assert deferred.value.trigger.env_slug == "staging"  # type: ignore[attr-defined]
+    assert ctx["ti"].xcoms["airplane_run_url"] == f"https://app.example.test/runs/{run_id}?__env=staging"
+    gets = [e for e in emu.request_log() if e["path"] == "/v0/runs/get"]
+    assert [e["headers"].get("X-Airplane-Env-Slug") for e in gets] == ["staging", "staging"]
+
+
 def test_run_id_is_templated() -> None:
-    assert "run_id" in AirplaneRunSensor.template_fields
+    assert {"run_id", "env_slug"} <= set(AirplaneRunSensor.template_fields)
 
 
 # Deferrable ---------------------------------------------------------------------------------------
@@ -142,7 +159,11 @@ def test_defers_with_sensor_timeout_as_deadline_and_no_cancel(
     assert trigger.poll_interval == 5
     assert before + 120 <= trigger.end_time <= time.time() + 120
     assert deferred.value.timeout is not None
-    assert 120 + 10 - 1 <= deferred.value.timeout.total_seconds() <= 120 + 10
+    assert (
+        120 + 10 + CLOCK_SKEW_MARGIN - 1
+        <= deferred.value.timeout.total_seconds()
+        <= 120 + 10 + CLOCK_SKEW_MARGIN
+    )
 
 
 def test_execution_timeout_shortens_the_deadline(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
