@@ -71,14 +71,13 @@ def verdict(run: AirplaneRun, phase: str | None, *, has_store: bool) -> str:
     the store knows nothing below 3.3, where adopting is the safe choice: a second run of a task that
     sends invoices is worse than a cleared task returning the outputs of its run from within the hour.
     """
-    if phase == CANCELLING or (phase == DEFERRED and not run.is_terminal):
-        return NEW
     if not run.is_terminal:
-        return REATTACH
+        return NEW if phase in (CANCELLING, DEFERRED) else REATTACH
     if run.status == RunStatus.SUCCEEDED:
         if not has_store:
             return ADOPT
-        return ADOPT if phase in (STARTED, DEFERRED) else NEW
+        # A cancel that lost the race to the run's end leaves a success nobody consumed: adopt it too.
+        return ADOPT if phase in (STARTED, DEFERRED, CANCELLING) else NEW
     return NEW
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -65,9 +65,16 @@ def _positive_seconds(value: float | timedelta, name: str) -> float:
     return float(seconds)
 
 
-def _cancel_and_wait(hook: AirplaneHook, run_id: str, wait_seconds: float) -> AirplaneRun:
-    """Ask Airplane to cancel, then poll up to ``wait_seconds`` (cancel is asynchronous); last run seen."""
+def _cancel_and_wait(
+    hook: AirplaneHook, run_id: str, wait_seconds: float, requested: Callable[[], None] | None = None
+) -> AirplaneRun:
+    """Ask Airplane to cancel, then poll up to ``wait_seconds`` (cancel is asynchronous); last run seen.
+
+    ``requested`` is called once the API accepted the request.
+    """
     run = hook.cancel_run(run_id)
+    if requested is not None:
+        requested()
     deadline = time.monotonic() + wait_seconds
     while not run.is_terminal and time.monotonic() < deadline:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -325,9 +332,13 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             return None
         self._cancel_requested = True
         self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
-        self._note(self._run_id, CANCELLING)  # first: the next try may start before the cancel lands
+        run_id = self._run_id
         try:
-            run = _cancel_and_wait(self._hook(), self._run_id, CANCEL_CONFIRM_SECONDS)
+            # Recorded once Airplane accepted the cancel (a refused one leaves a run to re-attach to),
+            # before the wait: the next try may start before the cancel lands.
+            run = _cancel_and_wait(
+                self._hook(), run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
+            )
         except Exception as err:
             self.log.warning("Could not cancel Airplane run %s: %s", self._run_id, err)
             return None

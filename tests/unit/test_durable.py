@@ -21,9 +21,10 @@ from airflow_provider_airplane.exceptions import (
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.models import AirplaneRun, RunStatus
 from airflow_provider_airplane.operators import _reattach as airplane_operators
 from airflow_provider_airplane.operators import airplane as operator_module
-from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key
+from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key, verdict
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
 from airflow_provider_airplane.testing import AirplaneEmulator
 
@@ -391,3 +392,29 @@ def test_state_store_run_that_ended_is_replaced_once(task_ctx: ContextFactory, e
     assert len(runs) == 2
     assert store.values[STATE_STORE_KEY]["run_id"] == runs[1]["id"] != failed
     assert sent_keys(emu)[-1] == idempotency_key(ctx, try_number=2)  # type: ignore[arg-type]
+
+
+# The README's re-attach table, row by row: (run status, what the store says, has a store) -> decision.
+TABLE = [
+    ("Active", "started", True, "re-attach"),
+    ("Queued", None, True, "re-attach"),
+    ("NotStarted", None, False, "re-attach"),
+    ("Succeeded", "started", True, "adopt"),
+    ("Succeeded", "deferred", True, "adopt"),
+    ("Succeeded", "cancelling", True, "adopt"),  # the cancel lost the race to the run's end
+    ("Succeeded", None, False, "adopt"),
+    ("Succeeded", "consumed", True, "new run"),
+    ("Succeeded", None, True, "new run"),  # clear_on_success removed the record: it was consumed
+    ("Failed", "started", True, "new run"),
+    ("Failed", None, False, "new run"),
+    ("Cancelled", "started", True, "new run"),
+    ("Cancelled", None, False, "new run"),
+    ("Active", "cancelling", True, "new run"),
+    ("Active", "deferred", True, "new run"),
+]
+
+
+@pytest.mark.parametrize(("status", "phase", "has_store", "decision"), TABLE)
+def test_the_reattach_table(status: str, phase: str | None, has_store: bool, decision: str) -> None:
+    run = AirplaneRun(id="run1", status=RunStatus(status))
+    assert verdict(run, phase, has_store=has_store) == decision
