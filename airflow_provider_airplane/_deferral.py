@@ -8,6 +8,11 @@ from typing import Any
 
 from airflow_provider_airplane.exceptions import AirplaneError
 
+# Added to the framework's deferral timeout past the trigger's own deadline: the trigger compares
+# end_time (worker clock) with the triggerer's clock and the scheduler times out by its own, so a minute
+# of skew between them must not let the framework fire first (it would skip the cancel).
+CLOCK_SKEW_MARGIN = 120.0
+
 EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
 
 
@@ -27,8 +32,9 @@ def validate_event(event: dict[str, Any] | None) -> tuple[str, str, str]:
 def backstop(end_time: float | None, now: float, poll_interval: float) -> timedelta | None:
     """The framework's deferral timeout: none without a deadline, else well after the trigger's own.
 
-    A framework timeout skips ``execute_complete`` (no cancel), so it must never fire first.
+    A framework timeout skips ``execute_complete`` (no cancel), so it must never fire first, not even
+    with the clocks of worker, triggerer and scheduler a minute apart.
     """
     if end_time is None:
         return None
-    return timedelta(seconds=max(0.0, end_time - now) + 2 * poll_interval)
+    return timedelta(seconds=max(0.0, end_time - now) + 2 * poll_interval + CLOCK_SKEW_MARGIN)

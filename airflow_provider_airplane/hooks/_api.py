@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from airflow_provider_airplane._validation import check_reference, json_value, rfc3339, text_or_none
 from airflow_provider_airplane.exceptions import AirplaneApiError
@@ -203,7 +204,21 @@ class ApiCore:
         return Call(op, request, config=self.config, policy=policy, log=log)
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.config.app_url}/runs/{check_reference(run_id, 'run_id')}"
+        """The run's page; a task's own environment (``env_slug=``) is named in it (``?__env=``, the web
+        app's environment parameter) so the page opens in that environment, not the connection's."""
+        url = f"{self.config.app_url}/runs/{check_reference(run_id, 'run_id')}"
+        if self.config.link_env:
+            url += "?" + urlencode({"__env": self.config.link_env})
+        return url
+
+
+def created_before(run: AirplaneRun, moment: float, *, slack: float) -> bool:
+    """Whether ``run`` existed before ``moment`` (epoch seconds, our clock), so an ``Idempotency-Key``
+    replayed it rather than started it. A run without ``createdAt`` counts as earlier; ``slack`` absorbs
+    the skew between Airplane's clock and ours."""
+    if run.created_at is None:
+        return True
+    return run.created_at.timestamp() < moment - slack
 
 
 def after_cancel_error(error: AirplaneApiError, run: AirplaneRun, log: Log) -> AirplaneRun:

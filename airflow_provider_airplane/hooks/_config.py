@@ -22,11 +22,16 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"airflow-provider-airplane/{PROVIDER_VERSION} apache-airflow/{AIRFLOW_VERSION}"
 
 
-def _base_url(conn_id: str, host: str | None, port: int | None) -> str:
-    """Normalise the connection host: add https when there is no scheme, drop a trailing ``/`` or ``/v0``."""
+def _base_url(conn_id: str, host: str | None, port: int | None, schema: str | None = None) -> str:
+    """Normalise the connection host: add https when there is no scheme, drop a trailing ``/`` or ``/v0``.
+
+    A path is kept whole (an API behind a proxy, ``https://proxy.example.com/airplane``). In URI form
+    (``airplane://:KEY@proxy.example.com/airplane``) Airflow puts that path in ``schema``: used too.
+    """
     text = text_or_none(host)
     if text is None:
         return DEFAULT_API_URL
+    extra_path = (text_or_none(schema) or "").strip("/")
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)
@@ -42,6 +47,13 @@ def _base_url(conn_id: str, host: str | None, port: int | None) -> str:
         )
     netloc = parts.netloc if has_port or not port else f"{parts.netloc}:{port}"
     path = parts.path.rstrip("/")
+    if extra_path:
+        if path and path.strip("/") != extra_path:
+            raise AirplaneError(
+                f"Airplane connection {conn_id!r}: host {host!r} has a path and schema {schema!r} gives "
+                "another; put the whole base URL in host and leave schema empty"
+            )
+        path = "/" + extra_path
     if path.endswith("/v0"):
         path = path[: -len("/v0")].rstrip("/")
     return f"{parts.scheme}://{netloc}{path}"
@@ -67,6 +79,9 @@ class AirplaneConfig:
     team_id: str | None = None
     app_url: str = DEFAULT_APP_URL
     timeout: float = DEFAULT_TIMEOUT
+    # The environment run links name: set when a task overrides the connection's (env_slug=), whose
+    # runs live elsewhere than the app's links for the connection assume.
+    link_env: str | None = None
 
     @classmethod
     def from_connection(
@@ -79,6 +94,7 @@ class AirplaneConfig:
         extra: Mapping[str, Any],
         timeout: float | None = None,
         env_slug: str | None = None,
+        schema: str | None = None,
     ) -> AirplaneConfig:
         """Build the config; ``timeout`` and ``env_slug`` given to the hook win over the connection's."""
         api_key = text_or_none(password)
@@ -105,13 +121,14 @@ class AirplaneConfig:
         app_url = (_extra(extra, "app_url") or DEFAULT_APP_URL).rstrip("/")
         return cls(
             conn_id=conn_id,
-            base_url=_base_url(conn_id, host, port),
+            base_url=_base_url(conn_id, host, port, schema),
             api_key=api_key,
             env_slug=slug,
             env_id=env_id,
             team_id=_extra(extra, "team_id"),
             app_url=app_url,
             timeout=seconds,
+            link_env=override,
         )
 
     @property

@@ -8,11 +8,13 @@ drift apart. References are to ``reference/airplane-api.md``.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_airplane._validation import text_or_none
@@ -26,6 +28,8 @@ from airflow_provider_airplane.exceptions import (
 from airflow_provider_airplane.hooks._config import DEFAULT_API_URL, AirplaneConfig
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 APPROVAL_CODE = "task_must_be_requested"
 _SNIPPET_CHARS = 200
@@ -116,6 +120,24 @@ class Operation(Generic[T]):
     subject: str  # e.g. "run 'run123'", for 404 and approval messages
 
 
+def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | None:
+    """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date), None if absent
+    or unreadable (logged at debug). A date in the past means now (0). The hook and the watcher share it."""
+    value = answer.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        moment = None
+    if moment is None or moment.tzinfo is None:  # RFC 9110 dates are GMT; a zoneless one is not a date
+        log.debug("Ignoring Retry-After %r: neither seconds nor an HTTP-date", value)
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how long to wait: the reference's policy (section 6.3) with knobs tests can shrink."""
@@ -138,10 +160,10 @@ class RetryPolicy:
         return answer.status == 429 or (500 <= answer.status <= 599 and answer.status != 501)
 
     def delay(self, retry: int, answer: Answer | None) -> float:
-        """``Retry-After`` (integer seconds) if given, else full-jitter exponential backoff."""
-        retry_after = (answer.headers.get("retry-after", "") if answer else "").strip()
-        if retry_after.isdigit():
-            return min(float(retry_after), float(self.retry_after_max))
+        """``Retry-After`` (seconds or HTTP-date, capped) if given, else full-jitter exponential backoff."""
+        retry_after = retry_after_seconds(answer) if answer is not None else None
+        if retry_after is not None:
+            return min(retry_after, float(self.retry_after_max))
         return self.jitter() * min(self.backoff_cap, self.backoff_base * 2.0 ** (retry - 1))
 
 

@@ -119,11 +119,12 @@ class _AirplaneHookBase(BaseHook):
         return f"{type(self).__name__}(airplane_conn_id={self.airplane_conn_id!r})"
 
     def _build_config(
-        self, host: str | None, port: int | None, password: str | None, extra: Any
+        self, host: str | None, port: int | None, password: str | None, extra: Any, schema: str | None
     ) -> AirplaneConfig:
         return AirplaneConfig.from_connection(
             self.airplane_conn_id,
             host=host,
+            schema=schema,
             port=port,
             password=password,
             extra=extra if isinstance(extra, Mapping) else {},
@@ -196,7 +197,7 @@ class AirplaneHook(_AirplaneHookBase):
             conn = self.get_connection(self.airplane_conn_id)
         except AirflowNotFoundException as err:
             raise _missing_connection(self.airplane_conn_id) from err
-        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson)
+        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
         mask_secret(config.api_key)
         return config
 
@@ -268,11 +269,24 @@ class AirplaneHook(_AirplaneHookBase):
         """Start a run and return its id.
 
         Every retry reuses one ``Idempotency-Key`` (a new uuid4 unless given), so a lost answer does not
-        start a second run; the API remembers keys for an hour.
+        start a second run; the API remembers keys for an hour. With a given key the API may answer with
+        the run an earlier request started, in the same words as for a new run (reference section 6.2),
+        so the log does not claim a start then; a caller that must know compares the run's ``createdAt``
+        (the operator does, on retries).
         """
         op = self.api.execute_task(slug=slug, task_id=task_id, param_values=param_values, resources=resources)
         run_id = self._call(op, idempotency_key=idempotency_key)
-        self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
+        if idempotency_key is None:
+            self.log.info("Started Airplane run %s of %s in %s", run_id, op.subject, self.config.environment)
+        else:
+            self.log.info(
+                "Airplane run %s of %s in %s for Idempotency-Key %s (new, or started earlier by a request "
+                "with this key)",
+                run_id,
+                op.subject,
+                self.config.environment,
+                idempotency_key,
+            )
         return run_id
 
     def get_run(self, run_id: str) -> AirplaneRun:
@@ -476,7 +490,7 @@ class AirplaneAsyncHook(_AirplaneHookBase):
             except AirflowNotFoundException as err:
                 raise _missing_connection(self.airplane_conn_id) from err
             extra = await get_async_extra_dejson(conn)
-            config = self._build_config(conn.host, conn.port, conn.password, extra)
+            config = self._build_config(conn.host, conn.port, conn.password, extra, conn.schema)
             await _amask_secret(config.api_key)
             self._api = ApiCore(config)
         return self._api

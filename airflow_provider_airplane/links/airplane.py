@@ -51,8 +51,11 @@ class AirplaneRunLink(BaseOperatorLink):
         from airflow_provider_airplane.hooks.airplane import AirplaneHook
 
         conn_id = getattr(operator, "airplane_conn_id", "airplane_default")
+        env_slug = getattr(operator, "env_slug", None)
+        if not isinstance(env_slug, str) or "{" in env_slug:  # unset, or a template not rendered here
+            env_slug = None
         try:
-            return AirplaneHook(conn_id).get_run_url(str(run_id))
+            return AirplaneHook(conn_id, env_slug=env_slug).get_run_url(str(run_id))
         except Exception as err:  # a link must never fail the task that renders it
             log.warning("Could not build the Airplane run link for run %s: %s", run_id, err)
             return ""

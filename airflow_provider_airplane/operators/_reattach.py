@@ -1,5 +1,6 @@
 """Which run a try of ``AirplaneExecuteTaskOperator`` waits for: one an earlier try started and that is
-still in progress (re-attach), or a new one.
+still in progress (re-attach), one that Succeeded after its try died (adopt), or a new one. The rules
+are the table in the README's retry section; :func:`verdict` is that table.
 
 Every try first sends the task instance's own ``Idempotency-Key``, so within the API's hour the server
 answers with an earlier try's run; on Airflow 3.3+ the run id is also kept in the ``task_state_store``,
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_airplane._validation import check_reference, for_task
 from airflow_provider_airplane.exceptions import AirplaneNotFoundError
+from airflow_provider_airplane.hooks._api import created_before
+from airflow_provider_airplane.models import RunStatus
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -25,9 +29,16 @@ if TYPE_CHECKING:
     from airflow_provider_airplane.hooks.airplane import AirplaneHook
     from airflow_provider_airplane.models import AirplaneRun
 
-# Where a try records its run for later tries in Airflow 3.3's task_state_store. Renaming it breaks
+# Where a try records its run for later tries in Airflow 3.3's task_state_store: ``{"run_id", "phase"}``
+# (a plain run id string, as older versions wrote, reads as phase "started"). Renaming it breaks
 # re-attach for tries in flight during an upgrade.
 STATE_STORE_KEY = "airplane_run_id"
+# What the try that wrote the record was doing with the run:
+STARTED = "started"  # waiting for it in the worker
+DEFERRED = "deferred"  # waiting in the triggerer, whose on_kill cancels it if the task is cleared/killed
+CANCELLING = "cancelling"  # asked Airplane to cancel it (timeout, execution_timeout, on_kill, an error)
+CONSUMED = "consumed"  # returned its outputs: the task instance is done with this run
+REATTACH, ADOPT, NEW = "re-attach", "adopt", "new run"
 # A run created less than this before the try started counts as the try's own (clock skew, rounding).
 CLOCK_SLACK_SECONDS = 1.0
 
@@ -50,6 +61,64 @@ def try_key(base: str, try_number: int) -> str:
     return f"{base}-try{try_number}"
 
 
+def verdict(run: AirplaneRun, phase: str | None, *, has_store: bool) -> str:
+    """What a retry does with the run of an earlier try: ``REATTACH``, ``ADOPT`` or ``NEW``.
+
+    ``phase`` is what the task state store says of this run (None: it does not know it); ``has_store``
+    is whether there is a store at all (Airflow 3.3+). A run an earlier try was cancelling, or left
+    deferred with a trigger that cancels on kill, may still read Active (cancel is asynchronous) and is
+    finished for us. A Succeeded run is adopted when the store shows no try consumed it (that try died);
+    the store knows nothing below 3.3, where adopting is the safe choice: a second run of a task that
+    sends invoices is worse than a cleared task returning the outputs of its run from within the hour.
+    """
+    if not run.is_terminal:
+        return NEW if phase in (CANCELLING, DEFERRED) else REATTACH
+    if run.status == RunStatus.SUCCEEDED:
+        if not has_store:
+            return ADOPT
+        # A cancel that lost the race to the run's end leaves a success nobody consumed: adopt it too.
+        return ADOPT if phase in (STARTED, DEFERRED, CANCELLING) else NEW
+    return NEW
+
+
+@dataclass
+class RunRecord:
+    """This task instance's record in the task state store (Airflow 3.3+); every method is a no-op
+    without a store, and best effort with one (the idempotency key still covers an hour)."""
+
+    store: Any
+    log: Log
+
+    @classmethod
+    def of(cls, context: Context, log: Log) -> RunRecord:
+        getter = getattr(context, "get", None)
+        return cls(getter("task_state_store") if getter is not None else None, log)
+
+    def read(self) -> tuple[str, str] | None:
+        """``(run_id, phase)`` an earlier try wrote, if any."""
+        if self.store is None:
+            return None
+        try:
+            value = self.store.get(STATE_STORE_KEY)
+        except Exception as err:
+            self.log.warning("Could not read the task state store, relying on the idempotency key: %s", err)
+            return None
+        if isinstance(value, str) and value:
+            return value, STARTED
+        if isinstance(value, dict) and isinstance(value.get("run_id"), str) and value["run_id"]:
+            phase = value.get("phase")
+            return value["run_id"], phase if isinstance(phase, str) else STARTED
+        return None
+
+    def write(self, run_id: str, phase: str) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.set(STATE_STORE_KEY, {"run_id": run_id, "phase": phase})
+        except Exception as err:
+            self.log.warning("Could not record Airplane run %s in the task state store: %s", run_id, err)
+
+
 def start_or_reattach(
     context: Context,
     hook: AirplaneHook,
@@ -58,9 +127,10 @@ def start_or_reattach(
     started_at: float,
     durable: bool,
     user_key: Any,
+    record: RunRecord,
     log: Log,
 ) -> str:
-    """The run this try waits for; see ``durable`` and ``idempotency_key`` of the operator for the rules.
+    """The run this try waits for (or whose outputs it returns); see :func:`verdict` for the rules.
 
     ``start`` starts a run with the given key; ``user_key`` is the operator's rendered ``idempotency_key``.
     """
@@ -72,57 +142,72 @@ def start_or_reattach(
     )
     if not durable:
         return start(try_key(base, number))
-    store = _state_store(context)
-    if number > 1 and store is not None:
-        remembered = _remembered_run(store, hook, log)
-        if remembered is not None and not remembered.is_terminal:
-            _log_reattached(remembered, log)
-            return remembered.id
-        if remembered is not None:
-            return _start_after(remembered, start, try_key(base, number), store, log)
+    has_store = record.store is not None
+    remembered = _remembered_run(record, hook, log) if number > 1 else None
+    if remembered is not None:
+        run, phase = remembered
+        decision = verdict(run, phase, has_store=has_store)
+        if decision != NEW:
+            return _keep(run, decision, record, log)
+        return _start_after(run, start, try_key(base, number), hook, record, log)
     run_id = start(base)
     if number > 1:
         run = hook.get_run(run_id)
         if _created_before(run, started_at):
-            if not run.is_terminal:
-                _log_reattached(run, log)
-                _remember(store, run_id, log)
-                return run_id
-            return _start_after(run, start, try_key(base, number), store, log)
-    log.info("Started Airplane run %s", run_id)
-    _remember(store, run_id, log)
+            decision = verdict(run, None, has_store=has_store)
+            if decision != NEW:
+                return _keep(run, decision, record, log)
+            return _start_after(run, start, try_key(base, number), hook, record, log)
+    if number > 1 or user_key is None:  # known to be new: created by this try, or the key is this TI's
+        log.info("Started Airplane run %s", run_id)
+    record.write(run_id, STARTED)
     return run_id
 
 
-def _remembered_run(store: Any, hook: AirplaneHook, log: Log) -> AirplaneRun | None:
+def _remembered_run(record: RunRecord, hook: AirplaneHook, log: Log) -> tuple[AirplaneRun, str] | None:
     """The run an earlier try recorded in the task state store (Airflow 3.3+), if it still exists."""
-    try:
-        run_id = store.get(STATE_STORE_KEY)
-    except Exception as err:
-        log.warning("Could not read the task state store, relying on the idempotency key: %s", err)
+    found = record.read()
+    if found is None:
         return None
-    if not isinstance(run_id, str) or not run_id:
-        return None
+    run_id, phase = found
     try:
-        return hook.get_run(run_id)
+        return hook.get_run(run_id), phase
     except AirplaneNotFoundError:
         log.warning("Airplane run %s recorded by an earlier try no longer exists", run_id)
         return None
 
 
-def _log_reattached(run: AirplaneRun, log: Log) -> None:
-    log.info("Re-attached to run %s started by an earlier try (it is %s)", run.id, run.status)
+def _keep(run: AirplaneRun, decision: str, record: RunRecord, log: Log) -> str:
+    if decision == ADOPT:
+        log.info("Adopted Airplane run %s of an earlier try, which already ended %s", run.id, run.status)
+    else:
+        log.info("Re-attached to Airplane run %s started by an earlier try (it is %s)", run.id, run.status)
+    record.write(run.id, STARTED)
+    return run.id
 
 
-def _start_after(earlier: AirplaneRun, start: Callable[[str], str], key: str, store: Any, log: Log) -> str:
+def _start_after(
+    earlier: AirplaneRun,
+    start: Callable[[str], str],
+    key: str,
+    hook: AirplaneHook,
+    record: RunRecord,
+    log: Log,
+) -> str:
+    if earlier.is_terminal:
+        why = f"already ended {earlier.status}"
+        if earlier.status == RunStatus.SUCCEEDED:
+            why += " and a try returned its outputs (the task was cleared)"
+    else:
+        # An earlier try asked to cancel it (or its trigger does); ask again in case that request was lost.
+        why = f"is {earlier.status} but an earlier try was cancelling it"
+        try:
+            hook.cancel_run(earlier.id)
+        except Exception as err:
+            log.warning("Could not cancel Airplane run %s of an earlier try: %s", earlier.id, err)
     run_id = start(key)
-    log.info(
-        "Airplane run %s of an earlier try already ended %s; started run %s",
-        earlier.id,
-        earlier.status,
-        run_id,
-    )
-    _remember(store, run_id, log)
+    log.info("Airplane run %s of an earlier try %s; started run %s", earlier.id, why, run_id)
+    record.write(run_id, STARTED)
     return run_id
 
 
@@ -131,27 +216,6 @@ def _try_number(context: Context) -> int:
     return number if isinstance(number, int) and number > 0 else 1
 
 
-def _state_store(context: Context) -> Any:
-    """Airflow 3.3's ``task_state_store`` (durable execution, AIP-103), or None before 3.3."""
-    getter = getattr(context, "get", None)
-    return getter("task_state_store") if getter is not None else None
-
-
-def _remember(store: Any, run_id: str, log: Log) -> None:
-    """Record the run for later tries (best effort: the idempotency key still covers an hour)."""
-    if store is None:
-        return
-    try:
-        store.set(STATE_STORE_KEY, run_id)
-    except Exception as err:
-        log.warning("Could not record Airplane run %s in the task state store: %s", run_id, err)
-
-
 def _created_before(run: AirplaneRun, started_at: float) -> bool:
-    """Whether ``run`` existed before this try started (an earlier try's run the API handed back).
-
-    A run without ``createdAt`` counts as earlier. Compares Airplane's clock with ours, within a second.
-    """
-    if run.created_at is None:
-        return True
-    return run.created_at.timestamp() < started_at - CLOCK_SLACK_SECONDS
+    """Whether ``run`` existed before this try started (an earlier try's run the API handed back)."""
+    return created_before(run, started_at, slack=CLOCK_SLACK_SECONDS)

@@ -22,7 +22,14 @@ from airflow_provider_airplane.exceptions import (
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
-from airflow_provider_airplane.operators._reattach import start_or_reattach
+from airflow_provider_airplane.operators._reattach import (
+    CANCELLING,
+    CONSUMED,
+    DEFERRED,
+    STARTED,
+    RunRecord,
+    start_or_reattach,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -59,9 +66,16 @@ def _positive_seconds(value: float | timedelta, name: str) -> float:
     return float(seconds)
 
 
-def _cancel_and_wait(hook: AirplaneHook, run_id: str, wait_seconds: float) -> AirplaneRun:
-    """Ask Airplane to cancel, then poll up to ``wait_seconds`` (cancel is asynchronous); last run seen."""
+def _cancel_and_wait(
+    hook: AirplaneHook, run_id: str, wait_seconds: float, requested: Callable[[], None] | None = None
+) -> AirplaneRun:
+    """Ask Airplane to cancel, then poll up to ``wait_seconds`` (cancel is asynchronous); last run seen.
+
+    ``requested`` is called once the API accepted the request.
+    """
     run = hook.cancel_run(run_id)
+    if requested is not None:
+        requested()
     deadline = time.monotonic() + wait_seconds
     while not run.is_terminal and time.monotonic() < deadline:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -174,12 +188,19 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._run_released = False
         self._cancel_requested = False
         self._run_log: RunLogReader | None = None
+        # The task state store record (Airflow 3.3+) that tells later tries what became of the run.
+        self._record: RunRecord | None = None
 
     def _hook(self) -> AirplaneHook:
         return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
 
+    def _note(self, run_id: str, phase: str) -> None:
+        if self._record is not None:
+            self._record.write(run_id, phase)
+
     def execute(self, context: Context) -> Any:
         started_at = time.time()
+        self._record = RunRecord.of(context, self.log) if self.durable else None
         slug, task_id = self._task_reference()
         param_values = self._checked_param_values()
         resources = self._checked_resources()
@@ -197,6 +218,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             started_at=started_at,
             durable=self.durable,
             user_key=self.idempotency_key,
+            record=self._record or RunRecord(None, self.log),
             log=self.log,
         )
         self._run_id = run_id
@@ -246,6 +268,9 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             self.log.info("Deferring until Airplane run %s finishes", run_id)
         else:
             self.log.info("Deferring until Airplane run %s finishes, at most %.0f s", run_id, end_time - now)
+        # If this try ends while deferred (cleared, marked failed), the trigger cancels the run, and a
+        # later try must not re-attach to it: the triggerer cannot write the task state store.
+        self._note(run_id, DEFERRED if self.cancel_on_kill else STARTED)
         self.defer(
             trigger=AirplaneRunTrigger(
                 run_id=run_id,
@@ -263,6 +288,8 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         """Resume after the trigger: the same XComs, return value and errors as the worker path."""
         status, run_id, message = validate_event(event)
         self._run_id = run_id
+        self._record = RunRecord.of(context, self.log) if self.durable else None
+        self._note(run_id, STARTED)  # back in a worker: nothing cancels the run behind this try's back
         hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         if status == "timeout":
@@ -326,6 +353,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         if self.do_xcom_push:
             check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run.id)
         self.log.info("Airplane run %s succeeded", run.id)
+        self._note(run.id, CONSUMED)
         return outputs
 
     def _on_timeout(self, run: AirplaneRun, run_url: str) -> Any:
@@ -358,8 +386,13 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             return None
         self._cancel_requested = True
         self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
+        run_id = self._run_id
         try:
-            run = _cancel_and_wait(self._hook(), self._run_id, CANCEL_CONFIRM_SECONDS)
+            # Recorded once Airplane accepted the cancel (a refused one leaves a run to re-attach to),
+            # before the wait: the next try may start before the cancel lands.
+            run = _cancel_and_wait(
+                self._hook(), run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
+            )
         except Exception as err:
             self.log.warning("Could not cancel Airplane run %s: %s", self._run_id, err)
             return None
@@ -412,9 +445,13 @@ class AirplaneExecuteTaskOperator(BaseOperator):
 
 
 class AirplaneGetRunOutputsOperator(BaseOperator):
-    """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``)."""
+    """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``).
 
-    template_fields: Sequence[str] = ("run_id",)
+    :param run_id: the run (templated).
+    :param env_slug: the run's environment, overriding the connection's (templated).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "env_slug")
     operator_extra_links = (AirplaneRunLink(),)
     ui_color = "#d9e6ff"
 
@@ -422,6 +459,7 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         self,
         *,
         run_id: str,
+        env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
         **kwargs: Any,
@@ -429,12 +467,13 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         super().__init__(**kwargs)
         _check_output_max_bytes(output_max_bytes)
         self.run_id = run_id
+        self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.output_max_bytes = output_max_bytes
 
     def execute(self, context: Context) -> Any:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
         run_url = push_run_xcoms(context, hook, run_id)
         run = hook.get_run(run_id)
         if not run.is_terminal:
@@ -449,9 +488,13 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
 
 
 class AirplaneCancelRunOperator(BaseOperator):
-    """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had)."""
+    """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had).
 
-    template_fields: Sequence[str] = ("run_id",)
+    :param run_id: the run (templated).
+    :param env_slug: the run's environment, overriding the connection's (templated).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "env_slug")
     operator_extra_links = (AirplaneRunLink(),)
     ui_color = "#ffe0d9"
 
@@ -459,6 +502,7 @@ class AirplaneCancelRunOperator(BaseOperator):
         self,
         *,
         run_id: str,
+        env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         wait_timeout: float = 60.0,
         **kwargs: Any,
@@ -467,12 +511,13 @@ class AirplaneCancelRunOperator(BaseOperator):
         if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float) or wait_timeout < 0:
             raise ValueError(f"wait_timeout must be a non-negative number of seconds, got {wait_timeout!r}")
         self.run_id = run_id
+        self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.wait_timeout = float(wait_timeout)
 
     def execute(self, context: Context) -> str:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
         run_url = push_run_xcoms(context, hook, run_id)
         self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
         run = _cancel_and_wait(hook, run_id, self.wait_timeout)

@@ -6,13 +6,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    conf,
+)
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import RunLogReader
 from airflow_provider_airplane._validation import validate_run_id
-from airflow_provider_airplane.exceptions import AirplaneError
+from airflow_provider_airplane.exceptions import AirplaneError, AirplaneRunError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
@@ -28,15 +33,18 @@ class AirplaneRunSensor(BaseSensorOperator):
 
     Works in ``poke``, ``reschedule`` and deferrable mode. The sensor watches a run it does not own, so it
     never cancels it, not even when it times out (``timeout`` is BaseSensorOperator's, deferred too).
-    ``soft_fail`` and friends are left to BaseSensorOperator. It writes none of the run's log lines while
-    waiting; a failed run's last lines (up to 20) go into its error, as the execute operator's do.
+    With ``soft_fail`` or ``never_fail`` a Failed or Cancelled run skips the task, in every mode and
+    whether the run ended before the sensor started or while it waited.
+    It writes none of the run's log lines while waiting; a failed run's last lines (up to 20) go into
+    its error, as the execute operator's do.
 
     :param run_id: the Airplane run to watch (templated).
+    :param env_slug: the run's environment, overriding the connection's (templated).
     :param airplane_conn_id: the Airplane connection.
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
-    template_fields: Sequence[str] = ("run_id",)
+    template_fields: Sequence[str] = ("run_id", "env_slug")
     operator_extra_links = (AirplaneRunLink(),)
     ui_color = "#d9e6ff"
 
@@ -44,19 +52,36 @@ class AirplaneRunSensor(BaseSensorOperator):
         self,
         *,
         run_id: str,
+        env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
+        self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.deferrable = deferrable
+
+    def _hook(self) -> AirplaneHook:
+        return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+
+    def _judge(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:
+        """The one verdict on a finished run for every path: the run's error, or a skip when
+        ``soft_fail``/``never_fail`` (BaseSensorOperator would treat the two errors apart, and the
+        paths that do not go through ``poke`` not at all)."""
+        try:
+            self._raise_for_run(hook, run, run_url)
+        except AirplaneRunError as err:
+            if self.soft_fail or self.never_fail:
+                flag = "soft_fail" if self.soft_fail else "never_fail"
+                raise AirflowSkipException(f"{err} Skipping: {flag} is set.") from err
+            raise
 
     def execute(self, context: Context) -> Any:
         started_at = time.time()
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         self.log.info("Watching Airplane run %s: %s", run_id, run_url)
         if not self.deferrable:
@@ -64,7 +89,7 @@ class AirplaneRunSensor(BaseSensorOperator):
         run = hook.get_run(run_id)
         if run.is_terminal:
             self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
-            self._raise_for_run(hook, run, run_url)
+            self._judge(hook, run, run_url)
             return None
         from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
 
@@ -81,6 +106,7 @@ class AirplaneRunSensor(BaseSensorOperator):
                 poll_interval=poll_interval,
                 end_time=end_time,
                 cancel_on_kill=False,
+                env_slug=self.env_slug or None,
             ),
             method_name="execute_complete",
             timeout=backstop(end_time, now, poll_interval),
@@ -88,18 +114,18 @@ class AirplaneRunSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = self._hook()
         run = hook.get_run(run_id)
         if not run.is_terminal:
             self.log.info("Airplane run %s is %s", run_id, run.status)
             return False
-        self._raise_for_run(hook, run, hook.get_run_url(run_id))
+        self._judge(hook, run, hook.get_run_url(run_id))
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Resume after the trigger; the verdict comes from the run itself, as on every other path."""
         status, run_id, message = validate_event(event)
-        hook = AirplaneHook(self.airplane_conn_id)
+        hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         if status == "timeout":
             raise AirflowSensorTimeout(
@@ -111,8 +137,7 @@ class AirplaneRunSensor(BaseSensorOperator):
             raise AirplaneError(
                 f"Lost track of Airplane run {run_id} while deferred: {message}. See {run_url}"
             )
-        run = hook.get_run(run_id)
-        self._raise_for_run(hook, run, run_url)
+        self._judge(hook, hook.get_run(run_id), run_url)
         self.log.info("Airplane run %s succeeded", run_id)
 
     def _raise_for_run(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:

@@ -36,6 +36,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-logs-endpoint", action="store_true", help="answer runs/getLogs with 404, as a server without it"
     )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the server's clock")
+    parser.add_argument(
+        "--cancel-delay", type=float, default=0.0, help="seconds before a cancel request takes effect"
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         idempotency_ttl=args.idempotency_ttl,
         clock_offset=args.clock_offset,
         logs_endpoint=not args.no_logs_endpoint,
+        cancel_delay=args.cancel_delay,
     )
     if args.tasks is not None:
         tasks = json.loads(args.tasks.read_text())

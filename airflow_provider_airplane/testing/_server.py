@@ -354,11 +354,18 @@ class AirplaneEmulator:
         idempotency_ttl: float = 3600.0,
         clock_offset: float = 0.0,
         logs_endpoint: bool = True,
+        cancel_delay: float = 0.0,
     ) -> None:
         self.api_key = api_key or "tkn_" + secrets.token_urlsafe(24)
         self.host = host
         self.port = port
-        self._state = State(self.api_key, idempotency_ttl, clock_offset, logs_endpoint=logs_endpoint)
+        self._state = State(
+            self.api_key,
+            idempotency_ttl,
+            clock_offset,
+            logs_endpoint=logs_endpoint,
+            cancel_delay=float(cancel_delay),
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
@@ -454,6 +461,16 @@ class AirplaneEmulator:
     def logs_endpoint(self, enabled: bool) -> None:
         with self._state.lock:
             self._state.logs_endpoint = bool(enabled)
+
+    @property
+    def cancel_delay(self) -> float:
+        """Seconds a run keeps its status after a cancel request before it reads Cancelled."""
+        return self._state.cancel_delay
+
+    @cancel_delay.setter
+    def cancel_delay(self, seconds: float) -> None:
+        with self._state.lock:
+            self._state.cancel_delay = float(seconds)
 
     def add_task(
         self,

@@ -104,11 +104,18 @@ class Run:
     env_id: str | None
     output: Any
     error: str | None
+    # When a cancel takes effect (``cancel_delay`` after the request); a run that ends first is not cancelled.
     cancelled: float | None = None
     cancelled_by: str | None = None
     # Set by ``end_runs``: the run ends then instead of after its task's duration.
     ends_at: float | None = None
     log_texts: list[str] = field(default_factory=list)
+
+    def cancelled_at(self, now: float) -> float | None:
+        """When the run became Cancelled, if it has by ``now``."""
+        if self.cancelled is None or self.cancelled > now or self.cancelled >= self.ended:
+            return None
+        return self.cancelled
 
     @property
     def queued(self) -> float:
@@ -127,7 +134,7 @@ class Run:
         return self.error is not None
 
     def status(self, now: float) -> str:
-        if self.cancelled is not None:
+        if self.cancelled_at(now) is not None:
             return "Cancelled"
         if now >= self.ended:
             return "Failed" if self.failed else "Succeeded"
@@ -139,8 +146,9 @@ class Run:
 
     def updated(self, now: float) -> float:
         """When the status last changed, as of ``now``."""
-        if self.cancelled is not None:
-            return self.cancelled
+        cancelled = self.cancelled_at(now)
+        if cancelled is not None:
+            return cancelled
         return max([self.created, *(t for t in (self.queued, self.active, self.ended) if t <= now)])
 
     def outputs(self, now: float) -> Any:
@@ -177,7 +185,8 @@ class Run:
     def to_api(self, now: float) -> dict[str, Any]:
         """The flat public run object (reference section 5), as of ``now``."""
         status = self.status(now)
-        until = self.cancelled if self.cancelled is not None else now
+        cancelled = self.cancelled_at(now)
+        until = cancelled if cancelled is not None else now
         active = self.active if self.active <= until else None
         return {
             "id": self.id,
@@ -198,8 +207,8 @@ class Run:
             "activeAt": rfc3339(active),
             "succeededAt": rfc3339(self.ended) if status == "Succeeded" else None,
             "failedAt": rfc3339(self.ended) if status == "Failed" else None,
-            "cancelledAt": rfc3339(self.cancelled),
-            "cancelledBy": self.cancelled_by,
+            "cancelledAt": rfc3339(cancelled),
+            "cancelledBy": self.cancelled_by if cancelled is not None else None,
             "timeout": 3600,
             "zoneID": None,
             "envSlug": self.env_slug,
@@ -245,6 +254,8 @@ class State:
     api_key: str
     idempotency_ttl: float
     clock_offset: float
+    # Seconds between a cancel request and the run reading Cancelled (the API cancels asynchronously).
+    cancel_delay: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     team_id: str = ""
     keys: dict[str, bool] = field(default_factory=dict)
@@ -541,8 +552,9 @@ class State:
             now = self.now()
             if run.status(now) not in NOT_TERMINAL:
                 raise ApiError(400, f"cannot cancel run {run.id} (state is already terminal)")
-            run.cancelled = now
-            run.cancelled_by = user
+            if run.cancelled is None:  # a repeated request does not postpone the first one
+                run.cancelled = now + self.cancel_delay
+                run.cancelled_by = user
 
     def list_runs(
         self,

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE
-from airflow_provider_airplane.hooks._exchange import Answer, Failure, HttpRequest
+from airflow_provider_airplane.hooks._exchange import Answer, Failure, HttpRequest, retry_after_seconds
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun
 
@@ -82,8 +82,7 @@ class _Hook(AirplaneAsyncHook):
     async def _exchange(self, request: HttpRequest) -> Answer | Failure:
         outcome = await super()._exchange(request)
         if isinstance(outcome, Answer):
-            value = outcome.headers.get("retry-after", "").strip()
-            self.retry_after = float(value) if outcome.status >= 400 and value.isdigit() else None
+            self.retry_after = retry_after_seconds(outcome) if outcome.status >= 400 else None
         return outcome
 
 
@@ -94,6 +93,10 @@ class RunWatch:
         self.run_id = run_id
         self.poll_interval = poll_interval
         self.max_errors = max_errors
+        # Failed polls in a row that started after this waiter joined: its own budget, so a trigger that
+        # joins during an outage gets all of it.
+        self.errors = 0
+        self.joined = time.monotonic()
         # The status the watcher last saw (None before the first check), for the trigger's messages.
         self.last_status: str | None = None
         self._result: asyncio.Future[AirplaneRun] = asyncio.get_running_loop().create_future()
@@ -257,12 +260,13 @@ class RunWatcher:
                 await self._sleep()
                 if self._closed:
                     break
+                started = time.monotonic()
                 try:
                     error = await self._poll()
                 except Exception as err:  # a bug here must not leave every trigger waiting forever
                     log.exception("Airplane run watcher for %s failed to poll", self.airplane_conn_id)
                     error = err
-                self._after_poll(error)
+                self._after_poll(error, started)
         finally:
             await self._hook.close()
 
@@ -280,13 +284,19 @@ class RunWatcher:
                 async with asyncio.timeout(None if math.isinf(due) else due - now):
                     await self._wake.wait()
 
-    def _after_poll(self, error: BaseException | None) -> None:
+    def _after_poll(self, error: BaseException | None, started: float) -> None:
         now = time.monotonic()
+        watches = [watch for entry in self._entries.values() for watch in entry.watches]
         if error is None:
             self._failures = 0
             self._hold_until = 0.0
+            for watch in watches:
+                watch.errors = 0
             return
         self._failures += 1
+        for watch in watches:
+            if watch.joined <= started:
+                watch.errors += 1
         interval = self._interval
         delay = min(MAX_BACKOFF, interval * 2.0 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
         if self._hook.retry_after is not None:
@@ -301,12 +311,7 @@ class RunWatcher:
             delay,
             error,
         )
-        given_up = [
-            watch
-            for entry in self._entries.values()
-            for watch in entry.watches
-            if watch.max_errors <= self._failures
-        ]
+        given_up = [watch for watch in watches if watch.max_errors <= watch.errors]
         self._fail(given_up, error)
 
     async def _poll(self) -> BaseException | None:

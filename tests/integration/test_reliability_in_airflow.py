@@ -1,4 +1,5 @@
-"""Retries under a real scheduler (LocalExecutor): re-attach after a killed worker, a new run after a failure.
+"""Retries under a real scheduler (LocalExecutor): re-attach after a killed worker, adopt a run that
+succeeded before the worker was killed, a new run after a failure.
 
 The Airflow stack and its standalone emulator come from conftest.py (shared by the module's tests);
 each test registers its own Airplane task, so the runs it counts are its own.
@@ -79,6 +80,45 @@ def test_killed_worker_retry_reattaches_to_the_run(
     assert [run["id"] for run in runs] == [run_id], runs
     assert runs[0]["status"] == "Succeeded"  # never cancelled
     assert airflow_stack.xcom(dag_id, dag_run_id, TASK) == {"rows": 20, "source": "one run"}
+    assert airflow_stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id") == run_id
+
+
+def test_killed_worker_whose_run_succeeded_retry_adopts_it(
+    airflow_stack: AirflowStack, emulator_client: EmulatorClient
+) -> None:
+    """Issue 9 d2 on LocalExecutor: the run Succeeded before Airflow noticed the lost worker; the retry
+    returns its outputs and the Airplane task does not run a second time."""
+    dag_id, slug = "it_reliability_adopt", "it_adopt"
+    emulator_client.add_task(slug, output={"invoices": 3}, duration=3)
+    dag_run_id = airflow_stack.trigger_dag(dag_id)
+    airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["running"], timeout=90)
+    run_id = wait_until(
+        lambda: airflow_stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id"),
+        timeout=30,
+        what="run id XCom",
+    )
+    # poll_interval=60: the worker sleeps through the run's end, so killing it now loses the outcome.
+    wait_until(
+        lambda: True if runs_of(emulator_client, slug)[0]["status"] == "Succeeded" else None,
+        timeout=30,
+        what="run Succeeded",
+    )
+    ti = ti_details(airflow_stack, dag_id, dag_run_id)
+    assert ti["try_number"] == 1
+    assert ti["state"] == "running"
+    pid = wait_until(lambda: task_runner_pid(ti["id"]), timeout=10, what="the task's process")
+
+    os.kill(pid, signal.SIGKILL)
+
+    wait_until(
+        lambda: True if ti_details(airflow_stack, dag_id, dag_run_id)["try_number"] == 2 else None,
+        timeout=60,
+        what="the retry",
+    )
+    airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["success"], timeout=90)
+    runs = runs_of(emulator_client, slug)
+    assert [run["id"] for run in runs] == [run_id], runs  # no second run
+    assert airflow_stack.xcom(dag_id, dag_run_id, TASK) == {"invoices": 3}
     assert airflow_stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id") == run_id
 
 

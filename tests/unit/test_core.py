@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_airplane._validation import check_reference, rfc3339
 from airflow_provider_airplane.exceptions import AirplaneError
 from airflow_provider_airplane.hooks._config import DEFAULT_API_URL, DEFAULT_APP_URL, AirplaneConfig
-from airflow_provider_airplane.hooks._exchange import Answer, Failure, RetryPolicy
+from airflow_provider_airplane.hooks._exchange import Answer, Failure, RetryPolicy, retry_after_seconds
 
 KEY = "tkn_core_5ecret_value"
 
@@ -138,9 +138,51 @@ def test_delays() -> None:
     assert half.delay(3, None) == pytest.approx(0.2)
     retry_after = Answer.of(429, {"Retry-After": " 4 "}, b"")
     assert policy.delay(1, retry_after) == 4.0
-    assert policy.delay(9, Answer.of(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"")) == 25.6
+    assert policy.delay(9, Answer.of(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"")) == 0.0
     assert policy.delay(1, Answer.of(429, {"Retry-After": "1.5"}, b"")) == pytest.approx(0.1)
     assert RetryPolicy(retry_after_max=60).delay(1, Answer.of(429, {"Retry-After": "3600"}, b"")) == 60
+
+
+def retry_after(value: str) -> Answer:
+    return Answer.of(429, {"Retry-After": value}, b"")
+
+
+def test_retry_after_as_an_http_date() -> None:
+    """RFC 9110: an HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms) or delay-seconds."""
+    now = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC).timestamp()
+    assert retry_after_seconds(retry_after("Wed, 02 Dec 2026 10:00:30 GMT"), now=now) == 30.0
+    assert retry_after_seconds(retry_after("Wednesday, 02-Dec-26 10:00:30 GMT"), now=now) == 30.0
+    assert retry_after_seconds(retry_after("Wed, 02 Dec 2026 09:00:00 GMT"), now=now) == 0.0  # past: now
+    assert retry_after_seconds(retry_after("12"), now=now) == 12.0
+    for garbage in ("soon", "1.5", "-3", "Wed, 02 Dec 2026 25:00:00 GMT", "2026-12-02T10:00:30Z"):
+        assert retry_after_seconds(retry_after(garbage), now=now) is None, garbage
+    assert retry_after_seconds(Answer.of(429, {}, b""), now=now) is None
+
+
+def test_retry_after_date_is_capped_like_seconds() -> None:
+    policy = RetryPolicy(retry_after_max=60, jitter=lambda: 1.0)
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    assert policy.delay(1, retry_after(in_an_hour.strftime("%a, %d %b %Y %H:%M:%S GMT"))) == 60
+    in_ten = datetime.now(UTC) + timedelta(seconds=10)
+    assert 8.0 <= policy.delay(1, retry_after(in_ten.strftime("%a, %d %b %Y %H:%M:%S GMT"))) <= 10.0
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "expected"),
+    [
+        ("proxy.example.com", "airplane", "https://proxy.example.com/airplane"),
+        ("proxy.example.com", "/airplane/v0/", "https://proxy.example.com/airplane"),
+        ("https://proxy.example.com/airplane", "airplane", "https://proxy.example.com/airplane"),
+        ("https://proxy.example.com/airplane", "", "https://proxy.example.com/airplane"),
+    ],
+)
+def test_path_in_schema_is_kept(host: str, schema: str, expected: str) -> None:
+    assert config(host, schema=schema).base_url == expected
+
+
+def test_path_in_host_and_another_in_schema_is_refused() -> None:
+    with pytest.raises(AirplaneError, match="leave schema empty"):
+        config("https://proxy.example.com/airplane", schema="other")
 
 
 def test_failure_kinds() -> None:

@@ -14,9 +14,17 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_airplane.exceptions import AirplaneRunFailedError
+from airflow_provider_airplane.exceptions import (
+    AirplaneError,
+    AirplaneRunCancelledError,
+    AirplaneRunFailedError,
+    AirplaneRunTimeoutError,
+)
+from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.models import AirplaneRun, RunStatus
 from airflow_provider_airplane.operators import _reattach as airplane_operators
-from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key
+from airflow_provider_airplane.operators import airplane as operator_module
+from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key, verdict
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
 from airflow_provider_airplane.testing import AirplaneEmulator
 
@@ -73,6 +81,7 @@ class FakeStateStore:
         return self.values.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
+        assert value is not None  # the real store refuses None
         self.values[key] = value
 
 
@@ -93,7 +102,7 @@ def test_retry_reattaches_to_the_run_in_progress(
     assert ctx["ti"].xcoms["airplane_run_id"] == first
     assert ctx["ti"].xcoms["airplane_run_url"].endswith(f"/runs/{first}")
     assert sent_keys(emu) == [idempotency_key(ctx)] * 2  # type: ignore[arg-type]
-    assert f"Re-attached to run {first} started by an earlier try" in logged(capfd)
+    assert f"Re-attached to Airplane run {first} started by an earlier try" in logged(capfd)
 
 
 def test_deferred_retry_reattaches_to_the_run_in_progress(
@@ -132,10 +141,164 @@ def test_retry_after_a_failed_run_starts_exactly_one_new_run(
 
 
 def test_clearing_a_succeeded_task_runs_it_again(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
-    """A finished run is never re-used, success included: clearing a task means "run it again"."""
+    """Airflow 3.3: the store shows try 1 returned the run's outputs, so a cleared task runs again."""
+    store = FakeStateStore()
+    assert op(slug="instant").execute(with_store(task_ctx(try_number=1), store)) == {"rows": 1}
+    first = emu.runs()[0]["id"]
+    assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "consumed"}
+
+    assert op(slug="instant").execute(with_store(task_ctx(try_number=2), store)) == {"rows": 1}
+
+    assert len(emu.runs()) == 2
+
+
+def test_clearing_a_succeeded_task_with_an_expired_store_record_runs_it_again(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Airflow 3.3 with ``[state_store] clear_on_success``: a store that no longer knows the run means a try
+    consumed it (a try that died would have left its record)."""
+    assert op(slug="instant").execute(with_store(task_ctx(try_number=1), FakeStateStore())) == {"rows": 1}
+    assert op(slug="instant").execute(with_store(task_ctx(try_number=2), FakeStateStore())) == {"rows": 1}
+    assert len(emu.runs()) == 2
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+@pytest.mark.parametrize("has_store", [True, False], ids=["airflow-3.3-store", "no-store"])
+def test_retry_adopts_a_run_that_succeeded_after_its_try_died(
+    task_ctx: ContextFactory,
+    emu: AirplaneEmulator,
+    capfd: pytest.CaptureFixture[str],
+    deferrable: bool,
+    has_store: bool,
+) -> None:
+    """Issue 9 d2: the worker died, the run Succeeded before the retry: its outputs, and no second run."""
+    store = FakeStateStore()
+
+    def ctx_of(number: int) -> Any:
+        ctx = task_ctx(try_number=number)
+        return with_store(ctx, store) if has_store else ctx
+
+    first = died_after_start(ctx_of(1), slug="instant")
+    ctx = ctx_of(2)
+
+    assert op(slug="instant", deferrable=deferrable).execute(ctx) == {"rows": 1}  # no deferral either
+
+    assert [run["id"] for run in emu.runs()] == [first]
+    assert emu.request_counts()[EXECUTE] == (1 if has_store else 2)  # the store needs no replay
+    assert ctx["ti"].xcoms["airplane_run_id"] == first
+    assert f"Adopted Airplane run {first} of an earlier try, which already ended Succeeded" in logged(capfd)
+    if has_store:
+        assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "consumed"}
+
+
+def test_without_store_clearing_a_succeeded_task_adopts_its_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Below Airflow 3.3 a cleared task cannot be told from a retry whose worker died: within the key's
+    hour both get the run that Succeeded, never a second one (the README says why)."""
     assert op(slug="instant").execute(task_ctx(try_number=1)) == {"rows": 1}
     assert op(slug="instant").execute(task_ctx(try_number=2)) == {"rows": 1}
-    assert len(emu.runs()) == 2
+    assert len(emu.runs()) == 1
+
+
+@pytest.mark.parametrize("has_store", [True, False], ids=["airflow-3.3-store", "no-store"])
+def test_retry_after_a_cancelled_run_starts_a_new_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, has_store: bool
+) -> None:
+    store = FakeStateStore()
+
+    def ctx_of(number: int) -> Any:
+        ctx = task_ctx(try_number=number)
+        return with_store(ctx, store) if has_store else ctx
+
+    first = died_after_start(ctx_of(1), slug="forever")
+    AirplaneHook().cancel_run(first)  # somebody cancelled it in Airplane
+
+    second = died_after_start(ctx_of(2), slug="forever")
+
+    assert second != first
+    assert [run["status"] for run in emu.runs()] == ["Cancelled", "NotStarted"]
+
+
+@pytest.fixture
+def slow_cancels(emu: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch) -> AirplaneEmulator:
+    """Cancels that take effect long after the request (the API cancels asynchronously, reference 4.5)."""
+    emu.cancel_delay = 600
+    monkeypatch.setattr(operator_module, "CANCEL_CONFIRM_SECONDS", 0.3)
+    return emu
+
+
+def test_retry_never_reattaches_to_a_run_its_earlier_try_was_cancelling(
+    task_ctx: ContextFactory, slow_cancels: AirplaneEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13.4 (Airflow 3.3): try 1's timeout asked to cancel its run, which still reads Active."""
+    store = FakeStateStore()
+    with pytest.raises(AirplaneRunTimeoutError):
+        op(slug="forever", timeout=0.5).execute(with_store(task_ctx(try_number=1), store))
+    first = slow_cancels.runs()[0]["id"]
+    assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "cancelling"}
+    assert slow_cancels.runs()[0]["status"] == "Active"
+
+    second = died_after_start(with_store(task_ctx(try_number=2), store), slug="forever")
+
+    assert second != first
+    assert len(slow_cancels.runs()) == 2
+    assert f"Airplane run {first} of an earlier try is Active but an earlier try was cancelling it" in (
+        logged(capfd)
+    )
+
+
+def test_cleared_while_deferred_retry_starts_a_new_run(
+    task_ctx: ContextFactory, slow_cancels: AirplaneEmulator
+) -> None:
+    """Issue 13.4 on Airflow 3.3: clearing a deferred task starts the next try at once, while the trigger's
+    on_kill cancel has not landed; the triggerer cannot write the store, so the deferral itself is noted."""
+    store = FakeStateStore()
+    with pytest.raises(TaskDeferred):
+        op(slug="forever", deferrable=True).execute(with_store(task_ctx(try_number=1), store))
+    first = slow_cancels.runs()[0]["id"]
+    assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "deferred"}
+    AirplaneHook().cancel_run(first)  # what the trigger's on_kill does when the user clears the task
+
+    second = died_after_start(with_store(task_ctx(try_number=2), store), slug="forever")
+
+    assert second != first
+    runs = slow_cancels.runs()
+    assert len(runs) == 2
+    assert runs[0]["status"] != "Cancelled"  # the retry did not wait for the cancel to land
+
+
+def test_resumed_deferral_that_lost_its_run_is_reattached(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """A deferred try that resumed (execute_complete) and failed without cancelling leaves a run nobody is
+    cancelling: the next try re-attaches."""
+    store = FakeStateStore()
+    ctx = with_store(task_ctx(try_number=1), store)
+    with pytest.raises(TaskDeferred):
+        op(slug="forever", deferrable=True).execute(ctx)
+    first = emu.runs()[0]["id"]
+    with pytest.raises(AirplaneError, match="Lost track"):
+        op(slug="forever", deferrable=True).execute_complete(
+            ctx, {"status": "error", "run_id": first, "message": "API down"}
+        )
+
+    assert died_after_start(with_store(task_ctx(try_number=2), store), slug="forever") == first
+
+
+def test_without_store_a_run_being_cancelled_is_reattached(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Below Airflow 3.3 nothing records the earlier try's cancel: the retry re-attaches, and the run's end
+    (Cancelled) fails the try without a retry. Documented in the README's table."""
+    emu.cancel_delay = 1.0
+    first = died_after_start(task_ctx(try_number=1), slug="forever")
+    AirplaneHook().cancel_run(first)
+
+    with pytest.raises(AirplaneRunCancelledError):
+        op(slug="forever").execute(task_ctx(try_number=2))
+
+    assert len(emu.runs()) == 1
 
 
 def test_a_run_that_finishes_at_once_is_the_tries_own(
@@ -193,7 +356,7 @@ def test_state_store_reattaches_after_the_key_expired(
     """Airflow 3.3's task_state_store remembers the run past the API's one-hour key window."""
     store = FakeStateStore()
     first = died_after_start(with_store(task_ctx(try_number=1), store), slug="forever")
-    assert store.values == {STATE_STORE_KEY: first}
+    assert store.values == {STATE_STORE_KEY: {"run_id": first, "phase": "started"}}
     emu.clock_offset = 2 * 3600  # the Idempotency-Key is forgotten; the run is still Active
     ctx = with_store(task_ctx(try_number=2), store)
 
@@ -227,5 +390,31 @@ def test_state_store_run_that_ended_is_replaced_once(task_ctx: ContextFactory, e
 
     runs = emu.runs()
     assert len(runs) == 2
-    assert store.values[STATE_STORE_KEY] == runs[1]["id"] != failed
+    assert store.values[STATE_STORE_KEY]["run_id"] == runs[1]["id"] != failed
     assert sent_keys(emu)[-1] == idempotency_key(ctx, try_number=2)  # type: ignore[arg-type]
+
+
+# The README's re-attach table, row by row: (run status, what the store says, has a store) -> decision.
+TABLE = [
+    ("Active", "started", True, "re-attach"),
+    ("Queued", None, True, "re-attach"),
+    ("NotStarted", None, False, "re-attach"),
+    ("Succeeded", "started", True, "adopt"),
+    ("Succeeded", "deferred", True, "adopt"),
+    ("Succeeded", "cancelling", True, "adopt"),  # the cancel lost the race to the run's end
+    ("Succeeded", None, False, "adopt"),
+    ("Succeeded", "consumed", True, "new run"),
+    ("Succeeded", None, True, "new run"),  # clear_on_success removed the record: it was consumed
+    ("Failed", "started", True, "new run"),
+    ("Failed", None, False, "new run"),
+    ("Cancelled", "started", True, "new run"),
+    ("Cancelled", None, False, "new run"),
+    ("Active", "cancelling", True, "new run"),
+    ("Active", "deferred", True, "new run"),
+]
+
+
+@pytest.mark.parametrize(("status", "phase", "has_store", "decision"), TABLE)
+def test_the_reattach_table(status: str, phase: str | None, has_store: bool, decision: str) -> None:
+    run = AirplaneRun(id="run1", status=RunStatus(status))
+    assert verdict(run, phase, has_store=has_store) == decision

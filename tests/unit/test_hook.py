@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from typing import Any
 from unittest import mock
 
@@ -385,6 +386,47 @@ def test_retry_after_honoured_and_garbage_ignored(
     assert delays[0] == 7.0
     assert 0 <= delays[1] <= 0.2  # "soon" ignored: backoff of the second retry
     assert delays[2] == 2.0
+
+
+def test_retry_after_http_date_is_honoured(
+    hook: AirplaneHook, airplane_conn: AirplaneEmulator, delays: list[float]
+) -> None:
+    """Issue 13.1: a rate-limited hook waits until the date instead of burning its attempts in a second."""
+    airplane_conn.inject_fault(
+        LIST, status=429, headers={"Retry-After": formatdate(time.time() + 20, usegmt=True)}
+    )
+    airplane_conn.inject_fault(LIST, status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert hook.list_runs() == []
+    assert 17.0 <= delays[0] <= 20.0
+    assert delays[1] == 0.0  # a date in the past: retry now
+
+
+def test_uri_connection_keeps_a_path_airflow_puts_in_schema(
+    emulator: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13.6: in URI form the proxy path lands in ``schema``; it must not be cut off."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AIRPLANE_PROXY", f"airplane://:{emulator.api_key}@proxy.example.com/airplane"
+    )
+    assert AirplaneHook("airplane_proxy").config.base_url == "https://proxy.example.com/airplane"
+
+
+def test_replayed_run_is_not_logged_as_started(
+    hook: AirplaneHook, airplane_conn: AirplaneEmulator, logs: list[MutableMapping[str, Any]]
+) -> None:
+    """Issue 13.6: with a given Idempotency-Key the API may answer with an earlier run, in the same words
+    as for a new one (reference 6.2): the log does not claim a start, and costs no extra request."""
+    airplane_conn.add_task("hello")
+    first = hook.execute_task("hello", idempotency_key="key-1")
+    assert hook.execute_task("hello", idempotency_key="key-1") == first
+    hook.execute_task("hello")
+
+    entries = [str(entry) for entry in logs]
+    assert len([e for e in entries if "Started Airplane run" in e]) == 1  # the uuid4-keyed one only
+    keyed = [e for e in entries if "started earlier by a request with this key" in e]
+    assert len(keyed) == 2
+    assert all(first in e and "key-1" in e for e in keyed)
+    assert airplane_conn.request_counts() == {EXECUTE: 3}
 
 
 def test_429_after_all_retries_is_rate_limited(

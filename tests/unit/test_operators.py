@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
+from airflow_provider_airplane._deferral import CLOCK_SKEW_MARGIN
 from airflow_provider_airplane.exceptions import (
     AirplaneAuthError,
     AirplaneError,
@@ -402,7 +403,22 @@ def test_defers_with_trigger_deadline_and_backstop(task_ctx: ContextFactory, emu
     backstop = deferred.value.timeout
     assert isinstance(backstop, timedelta)
     # The framework's timeout skips execute_complete (no cancel), so it must come after the trigger's.
-    assert 60 + 2 * 2 - 1 <= backstop.total_seconds() <= 60 + 2 * 2
+    assert 60 + 2 * 2 + CLOCK_SKEW_MARGIN - 1 <= backstop.total_seconds() <= 60 + 2 * 2 + CLOCK_SKEW_MARGIN
+
+
+@pytest.mark.parametrize("poll_interval", [0.5, 10.0])
+def test_backstop_survives_a_minute_of_clock_skew(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, poll_interval: float
+) -> None:
+    """Issue 13.6: the trigger compares end_time (worker clock) with the triggerer's clock; a minute of skew
+    must not let the framework's timeout (which skips the cancel) fire first."""
+    task = op(slug="long", deferrable=True, poll_interval=poll_interval, timeout=30)
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(task_ctx())
+    end_time = deferred.value.trigger.end_time  # type: ignore[attr-defined]
+    assert deferred.value.timeout is not None
+    margin = deferred.value.timeout.total_seconds() - (end_time - time.time())
+    assert margin >= 60 + 2 * poll_interval
 
 
 def test_execution_timeout_is_the_deadline_when_earlier(
@@ -522,6 +538,34 @@ def test_execute_complete_rejects_malformed_events(
 
 
 # Outputs and cancel operators ---------------------------------------------------------------------
+
+
+def env_of(emu: AirplaneEmulator, path: str) -> list[str | None]:
+    return [e["headers"].get("X-Airplane-Env-Slug") for e in emu.request_log() if e["path"] == path]
+
+
+@pytest.mark.parametrize("operator", [AirplaneGetRunOutputsOperator, AirplaneCancelRunOperator])
+def test_env_slug_is_templated(operator: type) -> None:
+    assert set(operator(task_id="t", run_id="run1").template_fields) == {"run_id", "env_slug"}
+
+
+def test_outputs_and_cancel_in_the_runs_environment(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    """Issue 13.5: a run started in another environment than the connection's is read and cancelled there."""
+    done = AirplaneHook(env_slug="staging").execute_task("quick")
+    running = AirplaneHook(env_slug="staging").execute_task("long")
+    time.sleep(0.7)  # "quick" lasts 0.5 s
+    ctx = task_ctx()
+
+    assert AirplaneGetRunOutputsOperator(task_id="o", run_id=done, env_slug="staging").execute(ctx) == {
+        "rows": 3
+    }
+    assert ctx["ti"].xcoms["airplane_run_url"] == f"https://app.example.test/runs/{done}?__env=staging"
+    assert AirplaneCancelRunOperator(task_id="c", run_id=running, env_slug="staging").execute(task_ctx()) == (
+        "Cancelled"
+    )
+
+    assert set(env_of(emu, "/v0/runs/get") + env_of(emu, "/v0/runs/getOutputs")) == {"staging"}
+    assert env_of(emu, CANCEL) == ["staging"]
 
 
 @pytest.mark.parametrize("run_id", ["", "   ", None, 42, "{{ ti.xcom_pull('x') }}"])

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
+from airflow_provider_airplane._deferral import CLOCK_SKEW_MARGIN
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
     AirplaneRunCancelledError,
@@ -121,8 +122,24 @@ def test_run_id_validated(task_ctx: ContextFactory, emu: AirplaneEmulator, run_i
         sensor(run_id).execute(task_ctx())
 
 
+def test_env_slug_reaches_the_api_the_trigger_and_the_link(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """Issue 13.5: a run in another environment than the connection's is watched there, on every path."""
+    run_id = AirplaneHook(env_slug="staging").execute_task("long")
+    ctx = task_ctx()
+    assert sensor(run_id, env_slug="staging").poke(ctx) is False
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(run_id, env_slug="staging", deferrable=True).execute(ctx)
+
+    assert deferred.value.trigger.env_slug == "staging"  # type: ignore[attr-defined]
+    assert ctx["ti"].xcoms["airplane_run_url"] == f"https://app.example.test/runs/{run_id}?__env=staging"
+    gets = [e for e in emu.request_log() if e["path"] == "/v0/runs/get"]
+    assert [e["headers"].get("X-Airplane-Env-Slug") for e in gets] == ["staging", "staging"]
+
+
 def test_run_id_is_templated() -> None:
-    assert "run_id" in AirplaneRunSensor.template_fields
+    assert {"run_id", "env_slug"} <= set(AirplaneRunSensor.template_fields)
 
 
 # Deferrable ---------------------------------------------------------------------------------------
@@ -142,7 +159,11 @@ def test_defers_with_sensor_timeout_as_deadline_and_no_cancel(
     assert trigger.poll_interval == 5
     assert before + 120 <= trigger.end_time <= time.time() + 120
     assert deferred.value.timeout is not None
-    assert 120 + 10 - 1 <= deferred.value.timeout.total_seconds() <= 120 + 10
+    assert (
+        120 + 10 + CLOCK_SKEW_MARGIN - 1
+        <= deferred.value.timeout.total_seconds()
+        <= 120 + 10 + CLOCK_SKEW_MARGIN
+    )
 
 
 def test_execution_timeout_shortens_the_deadline(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
@@ -216,3 +237,49 @@ def test_reschedule_in_airflow_keeps_xcoms_and_link(
     # More than one poke, each in a fresh run of the task: it was rescheduled, not kept in a slot.
     assert example_emulator.request_counts()["/v0/runs/get"] >= 2
     assert example_emulator.request_counts().get(CANCEL, 0) == 0
+
+
+SENSOR_VARIANTS = (  # the sensors of tests/dags/airplane_test_dags.py's test_airplane_sensor_outcomes
+    "poke_plain",
+    "poke_soft_fail",
+    "poke_never_fail",
+    "reschedule_soft_fail",
+    "deferred_plain",
+    "deferred_soft_fail",
+    "deferred_never_fail",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "cancel", "cancel_delay"),
+    [
+        ("fails_now", False, 0.0),
+        ("fails_soon", False, 0.0),
+        ("runs_long", True, 0.0),
+        ("runs_long", True, 2.0),
+    ],
+    ids=["failed-before-start", "failed-while-waiting", "cancelled-before-start", "cancelled-while-waiting"],
+)
+def test_one_outcome_per_run_status_in_every_mode(
+    airplane_conn: AirplaneEmulator,
+    run_dag: Callable[..., Any],
+    slug: str,
+    cancel: bool,
+    cancel_delay: float,
+) -> None:
+    """Issue 13.3: soft_fail/never_fail skip, plain fails, in poke, reschedule and deferrable mode, whether
+    the run ended before the sensor started or while it waited (real dag.test, triggers inline)."""
+    airplane_conn.add_task("fails_now", fail=True, error="boom")
+    airplane_conn.add_task("fails_soon", fail=True, error="boom", duration=2.0)
+    airplane_conn.add_task("runs_long", duration=600)
+    airplane_conn.cancel_delay = cancel_delay
+
+    result = run_dag("test_airplane_sensor_outcomes", conf={"slug": slug, "cancel": cancel})
+
+    outcomes = {name: result.state_of(name) for name in SENSOR_VARIANTS}
+    expected = {name: "failed" if name.endswith("plain") else "skipped" for name in SENSOR_VARIANTS}
+    assert outcomes == expected
+    ended = "Cancelled" if cancel else "Failed"
+    assert {run["status"] for run in airplane_conn.runs()} == {ended}
+    assert len(airplane_conn.runs()) == len(SENSOR_VARIANTS)

@@ -6,7 +6,9 @@ Polls every 0.2 s; bounds on request counts are generous, so the tests do not de
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
+from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -254,3 +256,43 @@ async def test_arguments_are_checked(airplane_conn: AirplaneEmulator) -> None:
     with pytest.raises(ValueError, match="max_errors"):
         async with watch_run("run1", max_errors=0):
             pass
+
+
+async def test_retry_after_date_holds_the_next_poll(
+    airplane_conn: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13.1: an HTTP-date holds the shared poll as delay-seconds do."""
+    monkeypatch.setattr(AirplaneAsyncHook, "retry_after_max", 0.001)  # the hook's own waits stay short
+    run_ids = start_runs(airplane_conn, [4.0] * 5)
+    waiting = asyncio.gather(*(wait_one(run_id, max_errors=20) for run_id in run_ids))
+    await asyncio.sleep(0.5)
+
+    until = formatdate(time.time() + 3, usegmt=True)
+    airplane_conn.inject_fault(status=429, rate=1.0, headers={"Retry-After": until})
+    await asyncio.sleep(2.0)
+    airplane_conn.clear_faults()
+    results = await waiting
+
+    assert all(run.status is RunStatus.SUCCEEDED for run in results)
+    faulted = [entry for entry in airplane_conn.request_log() if entry["status"] == 429]
+    # One failed poll (10 attempts), then nothing until the date; backoff alone (0.2, 0.4, 0.8 s) would
+    # have polled three or four times in the 2 s.
+    assert 10 <= len(faulted) <= 19
+
+
+async def test_a_waiter_joining_during_an_outage_gets_its_own_error_budget(
+    airplane_conn: AirplaneEmulator,
+) -> None:
+    """Issue 13.2: failures before a waiter joined are not charged to it."""
+    early, late = start_runs(airplane_conn, [60.0, 6.0])
+    airplane_conn.inject_fault(status=503, rate=1.0)
+    first = asyncio.ensure_future(wait_one(early, max_errors=3))
+    while len([e for e in airplane_conn.request_log() if e["status"] == 503]) < 20:  # two failed polls
+        await asyncio.sleep(0.05)
+
+    second = asyncio.ensure_future(wait_one(late, max_errors=3))
+    with pytest.raises(AirplaneApiError):
+        await first  # its third failed poll
+    airplane_conn.clear_faults()
+
+    assert (await second).status is RunStatus.SUCCEEDED  # one or two failures of its own: still waiting
