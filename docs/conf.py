@@ -6,7 +6,6 @@ imports the provider, so Airflow must be importable), with warnings as errors.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
@@ -40,21 +39,3 @@ html_theme = "alabaster"
 html_static_path = ["_static"]
 html_title = f"airflow-provider-airplane {__version__}"
 html_theme_options = {"description": "Run Airplane tasks from Apache Airflow", "fixed_sidebar": True}
-
-
-class _OptionalPages(logging.Filter):
-    """Let the index's globs for pages written on other branches match nothing without a warning.
-
-    run-logs, event-driven and production are listed by glob so the site builds with or without them.
-    Sphinx 9 gives this warning no type, so ``suppress_warnings`` cannot silence it; only it is dropped.
-    """
-
-    PATTERNS = ("'run-logs*'", "'event-driven*'", "'production*'")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("didn't match any documents" in message and any(p in message for p in self.PATTERNS))
-
-
-def setup(app: object) -> None:
-    logging.getLogger("sphinx.sphinx.directives.other").addFilter(_OptionalPages())
