@@ -79,6 +79,23 @@ class AirplaneRun:
     def is_terminal(self) -> bool:
         return isinstance(self.status, RunStatus) and self.status.is_terminal
 
+    @property
+    def last_change(self) -> float | None:
+        """The latest server timestamp in the run (epoch seconds): a moment at or before the server
+        answered, so cursors built on it do not depend on the local clock."""
+        stamps = [
+            moment.timestamp()
+            for moment in (
+                self.created_at,
+                self.active_at,
+                self.succeeded_at,
+                self.failed_at,
+                self.cancelled_at,
+            )
+            if moment is not None
+        ]
+        return max(stamps) if stamps else None
+
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> AirplaneRun:
         """Accept the public flat object, the CLI's ``{"run": {...}}`` and ``runID`` instead of ``id``."""

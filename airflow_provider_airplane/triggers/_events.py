@@ -71,15 +71,6 @@ def _stamp(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-def _last_change(run: AirplaneRun) -> float | None:
-    stamps = [
-        moment.timestamp()
-        for moment in (run.created_at, run.active_at, run.succeeded_at, run.failed_at, run.cancelled_at)
-        if moment is not None
-    ]
-    return max(stamps) if stamps else None
-
-
 def _ended(run: AirplaneRun) -> float | None:
     return _stamp(run.succeeded_at or run.failed_at or run.cancelled_at)
 
@@ -128,7 +119,7 @@ async def list_window(
             page=page,
         )
         if page == 0:
-            stamps = [stamp for run in batch if (stamp := _last_change(run)) is not None]
+            stamps = [stamp for run in batch if (stamp := run.last_change) is not None]
             watermark = max(stamps) if stamps else None
         runs.extend(batch)
         if len(batch) < MAX_PAGE_SIZE:

@@ -64,16 +64,6 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, (TimeoutError, OSError))
 
 
-def _last_change(run: AirplaneRun) -> float | None:
-    """The latest server timestamp in the run: a moment at or before the server answered."""
-    stamps = [
-        moment.timestamp()
-        for moment in (run.created_at, run.active_at, run.succeeded_at, run.failed_at, run.cancelled_at)
-        if moment is not None
-    ]
-    return max(stamps) if stamps else None
-
-
 class _Hook(AirplaneAsyncHook):
     """The async hook, remembering the last answer's Retry-After for the watcher's own backoff."""
 
@@ -234,7 +224,7 @@ class RunWatcher:
 
     def _observe(self, run: AirplaneRun, received: float) -> None:
         """Tighten the clock-offset bound with a timestamp the server wrote before ``received``."""
-        change = _last_change(run)
+        change = run.last_change
         if change is None:
             return
         sample = change - received
