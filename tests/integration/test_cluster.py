@@ -542,7 +542,7 @@ def test_lost_worker_retries_reattach_to_the_runs_in_progress(
     assert_outputs(cluster_stack, dag_id, dag_run_id, "reattach", outputs)
     for ti in tis:
         slug = f"wl_re_{ti[1]}"
-        assert f"Re-attached to run {worker_loss['first_runs'][slug]}" in task_log(
+        assert f"Re-attached to Airplane run {worker_loss['first_runs'][slug]}" in task_log(
             cluster_stack, dag_id, ti, 2
         )
     METRICS["(d) worker lost, runs in progress"] = run_counts(runs, len(tis))
