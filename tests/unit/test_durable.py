@@ -195,7 +195,7 @@ def test_without_store_clearing_a_succeeded_task_adopts_its_run(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
     """Below Airflow 3.3 a cleared task cannot be told from a retry whose worker died: within the key's
-    hour both get the run that Succeeded, never a second one (the README says why)."""
+    hour both get the run that Succeeded, never a second one (docs/retries.md says why)."""
     assert op(slug="instant").execute(task_ctx(try_number=1)) == {"rows": 1}
     assert op(slug="instant").execute(task_ctx(try_number=2)) == {"rows": 1}
     assert len(emu.runs()) == 1
@@ -290,7 +290,7 @@ def test_without_store_a_run_being_cancelled_is_reattached(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
     """Below Airflow 3.3 nothing records the earlier try's cancel: the retry re-attaches, and the run's end
-    (Cancelled) fails the try without a retry. Documented in the README's table."""
+    (Cancelled) fails the try without a retry. Documented in the table in docs/retries.md."""
     emu.cancel_delay = 1.0
     first = died_after_start(task_ctx(try_number=1), slug="forever")
     AirplaneHook().cancel_run(first)
@@ -394,7 +394,7 @@ def test_state_store_run_that_ended_is_replaced_once(task_ctx: ContextFactory, e
     assert sent_keys(emu)[-1] == idempotency_key(ctx, try_number=2)  # type: ignore[arg-type]
 
 
-# The README's re-attach table, row by row: (run status, what the store says, has a store) -> decision.
+# The re-attach table of docs/retries.md, row by row: (run status, store record, has a store) -> decision.
 TABLE = [
     ("Active", "started", True, "re-attach"),
     ("Queued", None, True, "re-attach"),
