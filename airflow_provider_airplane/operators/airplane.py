@@ -244,7 +244,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         except TaskDeferred:
             raise
         except AirplaneRunTimeoutError as err:
-            return self._on_timeout(err.run, run_url)
+            return self._on_timeout(hook, err.run, run_url)
         except BaseException as err:
             self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
             raise
@@ -293,7 +293,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         if status == "timeout":
-            return self._on_timeout(hook.get_run(run_id), run_url)
+            return self._on_timeout(hook, hook.get_run(run_id), run_url)
         if status == "error":
             raise AirplaneError(
                 f"Lost track of Airplane run {run_id} while deferred: {message}. "
@@ -342,30 +342,23 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._run_released = run.is_terminal
         tail = self._read_remaining_logs(hook, run, run_url)
         raise_for_run(hook, run, run_url=run_url, log_tail=tail)
-        if run.zone_id:
-            self.log.warning(
-                "Airplane run %s keeps its outputs in storage zone %s, which the API does not serve; "
-                "returning None",
-                run.id,
-                run.zone_id,
-            )
-        outputs = hook.get_run_outputs(run)
+        outputs = hook.get_run_outputs(run)  # None, with a warning, for a run in a storage zone
         if self.do_xcom_push:
             check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run.id)
         self.log.info("Airplane run %s succeeded", run.id)
         self._note(run.id, CONSUMED)
         return outputs
 
-    def _on_timeout(self, run: AirplaneRun, run_url: str) -> Any:
+    def _on_timeout(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> Any:
         """The wait's deadline passed: cancel, and fail unless the run finished in the meantime."""
         if not run.is_terminal:
             # The timeout cancels even with cancel_on_kill=False: that is what timeout= means.
             run = self._cancel_quietly("its timeout passed", always=True) or run
         if run.is_terminal and run.status != RunStatus.CANCELLED:
             self.log.info("Airplane run %s ended %s as the deadline passed", run.id, run.status)
-            return self._finish(self._hook(), run, run_url)
+            return self._finish(hook, run, run_url)
         self._run_released = run.is_terminal
-        self._read_remaining_logs(self._hook(), run, run_url)
+        self._read_remaining_logs(hook, run, run_url)
         raise AirplaneRunTimeoutError(
             run,
             f"Airplane run {run.id} did not finish before its deadline (timeout={self.timeout}, "
