@@ -1,6 +1,6 @@
 """Which run a try of ``AirplaneExecuteTaskOperator`` waits for: one an earlier try started and that is
 still in progress (re-attach), one that Succeeded after its try died (adopt), or a new one. The rules
-are the table in the README's retry section; :func:`verdict` is that table.
+are the table in docs/retries.md; :func:`verdict` is that table.
 
 Every try first sends the task instance's own ``Idempotency-Key``, so within the API's hour the server
 answers with an earlier try's run; on Airflow 3.3+ the run id is also kept in the ``task_state_store``,
@@ -142,22 +142,21 @@ def start_or_reattach(
     )
     if not durable:
         return start(try_key(base, number))
-    has_store = record.store is not None
+
+    def follow(earlier: AirplaneRun, phase: str | None) -> str:
+        decision = verdict(earlier, phase, has_store=record.store is not None)
+        if decision != NEW:
+            return _keep(earlier, decision, record, log)
+        return _start_after(earlier, start, try_key(base, number), hook, record, log)
+
     remembered = _remembered_run(record, hook, log) if number > 1 else None
     if remembered is not None:
-        run, phase = remembered
-        decision = verdict(run, phase, has_store=has_store)
-        if decision != NEW:
-            return _keep(run, decision, record, log)
-        return _start_after(run, start, try_key(base, number), hook, record, log)
+        return follow(*remembered)
     run_id = start(base)
     if number > 1:
         run = hook.get_run(run_id)
         if _created_before(run, started_at):
-            decision = verdict(run, None, has_store=has_store)
-            if decision != NEW:
-                return _keep(run, decision, record, log)
-            return _start_after(run, start, try_key(base, number), hook, record, log)
+            return follow(run, None)
     if number > 1 or user_key is None:  # known to be new: created by this try, or the key is this TI's
         log.info("Started Airplane run %s", run_id)
     record.write(run_id, STARTED)
