@@ -47,33 +47,46 @@ def ti_details(stack: AirflowStack, dag_id: str, dag_run_id: str) -> dict[str, A
     return body
 
 
+def kill_task_once_run_is(
+    stack: AirflowStack, emulator: EmulatorClient, dag_id: str, slug: str, status: str, *, timeout: float
+) -> tuple[str, str]:
+    """Trigger ``dag_id``, SIGKILL its task's process once the run reads ``status`` (no on_kill, no cancel:
+    a lost worker), and wait for the retry. Returns the DAG run id and the first try's Airplane run id."""
+    dag_run_id = stack.trigger_dag(dag_id)
+    stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["running"], timeout=90)
+    run_id: str = wait_until(
+        lambda: stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id"),
+        timeout=30,
+        what="run id XCom",
+    )
+    wait_until(
+        lambda: True if runs_of(emulator, slug)[0]["status"] == status else None,
+        timeout=timeout,
+        what=f"run {status}",
+    )
+    ti = ti_details(stack, dag_id, dag_run_id)
+    assert ti["try_number"] == 1
+    assert ti["state"] == "running"
+    pid = wait_until(lambda: task_runner_pid(ti["id"]), timeout=10, what="the task's process")
+
+    os.kill(pid, signal.SIGKILL)
+
+    wait_until(
+        lambda: True if ti_details(stack, dag_id, dag_run_id)["try_number"] == 2 else None,
+        timeout=60,
+        what="the retry",
+    )
+    return dag_run_id, run_id
+
+
 def test_killed_worker_retry_reattaches_to_the_run(
     airflow_stack: AirflowStack, emulator_client: EmulatorClient
 ) -> None:
     dag_id, slug = "it_reliability_reattach", "it_reattach"
     emulator_client.add_task(slug, output={"rows": 20, "source": "one run"}, duration=20)
-    dag_run_id = airflow_stack.trigger_dag(dag_id)
-    airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["running"], timeout=90)
-    run_id = wait_until(
-        lambda: airflow_stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id"),
-        timeout=30,
-        what="run id XCom",
-    )
-    wait_until(
-        lambda: True if runs_of(emulator_client, slug)[0]["status"] == "Active" else None,
-        timeout=10,
-        what="run Active",
-    )
-    ti = ti_details(airflow_stack, dag_id, dag_run_id)
-    assert ti["try_number"] == 1
-    pid = wait_until(lambda: task_runner_pid(ti["id"]), timeout=10, what="the task's process")
-
-    os.kill(pid, signal.SIGKILL)  # no on_kill, no cancel: the run keeps going
-
-    wait_until(
-        lambda: True if ti_details(airflow_stack, dag_id, dag_run_id)["try_number"] == 2 else None,
-        timeout=60,
-        what="the retry",
+    # The run keeps going: the retry must wait for it, not start another.
+    dag_run_id, run_id = kill_task_once_run_is(
+        airflow_stack, emulator_client, dag_id, slug, "Active", timeout=10
     )
     airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["success"], timeout=90)
     runs = runs_of(emulator_client, slug)
@@ -90,30 +103,9 @@ def test_killed_worker_whose_run_succeeded_retry_adopts_it(
     returns its outputs and the Airplane task does not run a second time."""
     dag_id, slug = "it_reliability_adopt", "it_adopt"
     emulator_client.add_task(slug, output={"invoices": 3}, duration=3)
-    dag_run_id = airflow_stack.trigger_dag(dag_id)
-    airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["running"], timeout=90)
-    run_id = wait_until(
-        lambda: airflow_stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id"),
-        timeout=30,
-        what="run id XCom",
-    )
     # poll_interval=60: the worker sleeps through the run's end, so killing it now loses the outcome.
-    wait_until(
-        lambda: True if runs_of(emulator_client, slug)[0]["status"] == "Succeeded" else None,
-        timeout=30,
-        what="run Succeeded",
-    )
-    ti = ti_details(airflow_stack, dag_id, dag_run_id)
-    assert ti["try_number"] == 1
-    assert ti["state"] == "running"
-    pid = wait_until(lambda: task_runner_pid(ti["id"]), timeout=10, what="the task's process")
-
-    os.kill(pid, signal.SIGKILL)
-
-    wait_until(
-        lambda: True if ti_details(airflow_stack, dag_id, dag_run_id)["try_number"] == 2 else None,
-        timeout=60,
-        what="the retry",
+    dag_run_id, run_id = kill_task_once_run_is(
+        airflow_stack, emulator_client, dag_id, slug, "Succeeded", timeout=30
     )
     airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["success"], timeout=90)
     runs = runs_of(emulator_client, slug)
