@@ -10,6 +10,7 @@ Two triggerers or workers on one host need their own host names: every Airflow p
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -17,11 +18,12 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_stack import AirflowStack, free_port, wait_until
+from airflow_stack import AirflowStack, free_port, kill_session, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
@@ -272,6 +274,43 @@ class ClusterStack(AirflowStack):
         """Start triggerer ``name`` again (after ``kill``) and wait until it heartbeats."""
         self.start_component(name)
         self.wait_triggerers({name}, timeout=timeout)
+
+    @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """SIGSTOP component ``name``'s whole session for the block (SIGCONT on the way out, also on failure).
+
+        A paused triggerer neither heartbeats nor picks up triggers: what Airflow sees of a triggerer
+        whose host stalls. Its triggers move once its heartbeat is older than the health-check threshold.
+        """
+        sid = self.components[name].sid
+        kill_session(sid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            kill_session(sid, signal.SIGCONT)
+
+    def _heartbeat(self, triggerer: str, what: str) -> float:
+        rows = self.sql(
+            f"select {what} from job where job_type = 'TriggererJob' and state = 'running' and hostname = %s "
+            "order by latest_heartbeat desc limit 1",
+            (triggerer,),
+        )
+        return float(rows[0][0]) if rows else math.inf
+
+    def heartbeat_age(self, triggerer: str) -> float:
+        """Seconds since triggerer ``triggerer``'s latest heartbeat: 5-10 s while it is well (heartbeat
+        every 5 s), and its triggers move to another triggerer once it passes 30 s."""
+        return self._heartbeat(triggerer, "extract(epoch from now() - latest_heartbeat)")
+
+    def wait_heartbeat(self, triggerer: str, timeout: float = 60.0) -> None:
+        """Wait for triggerer ``triggerer``'s next heartbeat (e.g. after a pause)."""
+        stamp = "extract(epoch from latest_heartbeat)"
+        last = self._heartbeat(triggerer, stamp)
+        wait_until(
+            lambda: True if self._heartbeat(triggerer, stamp) > last else None,
+            timeout=timeout,
+            what=f"a heartbeat of {triggerer}",
+        )
 
     def wait_worker(self, name: str, timeout: float = 180.0) -> None:
         """A Celery worker logs ``<name>@<host> ready.`` once it consumes from the broker."""

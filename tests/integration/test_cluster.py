@@ -17,6 +17,7 @@ import socket
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def _dag_module() -> Any:
 
 DAGS = _dag_module()
 TI = tuple[str, int]  # (task_id, map_index)
+UNFINISHED = ("NotStarted", "Queued", "Active")
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -155,6 +157,33 @@ def assert_outputs(
         assert xcom(stack, dag_id, dag_run_id, (task_id, i)) == expected, (task_id, i)
 
 
+@pytest.fixture(autouse=True)
+def leave_nothing_waiting(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each scenario, end the Airplane runs still in progress and wait until no task of the stack
+    runs, waits or is queued: a scenario that failed halfway must not starve the next of worker slots."""
+    if "cluster_stack" not in request.fixturenames:
+        yield
+        return
+    stack: ClusterStack = request.getfixturevalue("cluster_stack")
+    emulator: EmulatorClient = request.getfixturevalue("cluster_emulator")
+    yield
+    busy = (
+        "select dag_id, task_id, map_index, state from task_instance "
+        "where state in ('scheduled', 'queued', 'running', 'deferred', 'up_for_retry', 'restarting')"
+    )
+
+    def idle() -> bool | None:
+        # Again on every look: a task that was waiting for a slot starts a run after the first round.
+        for slug in {run["taskSlug"] for run in emulator.runs() if run["status"] in UNFINISHED}:
+            emulator.end_runs(slug)
+        return None if stack.sql(busy) else True
+
+    try:
+        wait_until(idle, timeout=300, interval=2.0, what="an idle stack")
+    except TimeoutError:
+        raise AssertionError(f"task instances still busy after the scenario: {stack.sql(busy)}") from None
+
+
 # ---- a component that does not come up --------------------------------------------------------------
 
 
@@ -246,6 +275,57 @@ def requests_since(emulator: EmulatorClient, first: int) -> list[dict[str, Any]]
     return emulator.request_log()[first:]
 
 
+def held_by(stack: ClusterStack, dag_id: str, triggerer: str) -> list[TI]:
+    return stack.triggers_by_triggerer(dag_id).get(triggerer, [])
+
+
+def start_in_halves(stack: ClusterStack, dag_id: str, n_def: int, *, min_second: int) -> str:
+    """Start ``dag_id`` so that its ``n_def`` deferred tasks' triggers land on both triggerers: half on the
+    first, the other half (at least ``min_second`` of it) on the second. Returns the DAG run's id.
+
+    Airflow gives a new trigger to whichever triggerer looks first, so a burst of deferrals can land on
+    one of them (13 of 14 did in one CI run). The DAG's gate pool lets the first half start while the
+    second triggerer is paused; it grows for the second half while the first triggerer is paused. No
+    pause outlasts the health-check threshold (30 s), so no trigger moves: when the second half is slow
+    to defer, the first triggerer is let heartbeat and paused again.
+    """
+    first, second = stack.triggerer_names
+    half, pool = n_def // 2, DAGS.gate(dag_id)
+    stack.api("POST", "/pools", json={"name": pool, "slots": half, "include_deferred": True})
+    with stack.paused(second):
+        dag_run_id = stack.trigger_dag(dag_id)
+        wait_until(
+            lambda: True if len(held_by(stack, dag_id, first)) == half else None,
+            timeout=600,
+            interval=1.0,
+            what=f"the first {half} triggers on {first} while {second} is paused",
+        )
+    stack.wait_heartbeat(second)
+
+    pool_grown = False
+    deadline = time.monotonic() + 300
+    while len(held_by(stack, dag_id, second)) < min_second:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{dag_id}: {second} holds {held_by(stack, dag_id, second)} after 300 s")
+        with stack.paused(first):
+            if not pool_grown:
+                grown = {"pool": pool, "slots": n_def, "include_deferred": True}  # 3.3 wants every field
+                stack.api("PATCH", f"/pools/{pool}", json=grown)
+                pool_grown = True
+            wait_until(
+                lambda: (
+                    True
+                    if len(held_by(stack, dag_id, second)) == n_def - half or stack.heartbeat_age(first) > 20
+                    else None
+                ),
+                timeout=60,
+                interval=0.5,
+                what=f"the second half on {second}, or {first}'s heartbeat 20 s old",
+            )
+        stack.wait_heartbeat(first)
+    return dag_run_id
+
+
 # ---- (a) a triggerer is lost ---------------------------------------------------------------------------
 
 
@@ -259,7 +339,7 @@ def test_lost_triggerer_hands_its_triggers_over_and_every_task_resumes_once(
     cluster_emulator.inject_fault(status=503, rate=0.1)  # every /v0 path, until cleared
     victim = None
     try:
-        dag_run_id = cluster_stack.trigger_dag(dag_id)
+        dag_run_id = start_in_halves(cluster_stack, dag_id, n_def, min_second=n_def // 4)
         wait_states(
             cluster_stack,
             dag_id,
@@ -388,7 +468,7 @@ def test_marking_tasks_failed_cancels_their_runs_on_both_triggerers_and_in_worke
 ) -> None:
     dag_id, n_def, n_wrk = "cluster_mark_failed", DAGS.MARK_DEFERRED, DAGS.MARK_IN_WORKER
     outputs = register(cluster_emulator, "mf_def", n_def) | register(cluster_emulator, "mf_wrk", n_wrk)
-    dag_run_id = cluster_stack.trigger_dag(dag_id)
+    dag_run_id = start_in_halves(cluster_stack, dag_id, n_def, min_second=3)
     wait_states(
         cluster_stack,
         dag_id,
@@ -436,9 +516,10 @@ def test_marking_tasks_failed_cancels_their_runs_on_both_triggerers_and_in_worke
         slug = f"{'mf_def' if ti[0] == 'deferred' else 'mf_wrk'}_{ti[1]}"
         assert runs[slug][0]["status"] == "Succeeded"
         assert xcom(cluster_stack, dag_id, dag_run_id, ti) == outputs[slug]
+    spread = ", ".join(f"{len(held.get(name, []))} on {name}" for name in cluster_stack.triggerer_names)
     METRICS["(c) mark failed"] = (
-        f"{len(marked)} marked (3 on each triggerer, 2 in workers), all Cancelled "
-        f"{cancel_seconds:.0f} s after the last PATCH; " + run_counts(runs, n_def + n_wrk)
+        f"{n_def} deferred ({spread}); {len(marked)} marked (3 on each triggerer, 2 in workers), "
+        f"all Cancelled {cancel_seconds:.0f} s after the last PATCH; " + run_counts(runs, n_def + n_wrk)
     )
 
 

@@ -46,6 +46,12 @@ class ResumeCountingOperator(AirplaneExecuteTaskOperator):
         return super().execute_complete(context, event)
 
 
+def gate(dag_id: str) -> str:
+    """The pool through which (a) and (c) start their deferred tasks in two halves, so that each half can
+    be handed to one triggerer. The test creates it; deferred tasks keep their slot."""
+    return f"{dag_id}_gate"
+
+
 def _slugs(prefix: str, count: int) -> list[str]:
     return [f"{prefix}_{i}" for i in range(count)]
 
@@ -56,9 +62,9 @@ def _dag(dag_id: str) -> DAG:
 
 # (a) Triggerer lost: 40 deferred and 10 waiting in a worker while the busier triggerer is SIGKILLed.
 with _dag("cluster_failover"):
-    ResumeCountingOperator.partial(task_id="deferred", deferrable=True, poll_interval=POLL).expand(
-        slug=_slugs("fo_def", FAILOVER_DEFERRED)
-    )
+    ResumeCountingOperator.partial(
+        task_id="deferred", deferrable=True, poll_interval=POLL, pool=gate("cluster_failover")
+    ).expand(slug=_slugs("fo_def", FAILOVER_DEFERRED))
     AirplaneExecuteTaskOperator.partial(task_id="in_worker", deferrable=False, poll_interval=POLL).expand(
         slug=_slugs("fo_wrk", FAILOVER_IN_WORKER)
     )
@@ -71,9 +77,9 @@ with _dag("cluster_rolling"):
 
 # (c) Mark failed through the REST API: 3 deferred on each triggerer and 2 in workers.
 with _dag("cluster_mark_failed"):
-    AirplaneExecuteTaskOperator.partial(task_id="deferred", deferrable=True, poll_interval=POLL).expand(
-        slug=_slugs("mf_def", MARK_DEFERRED)
-    )
+    AirplaneExecuteTaskOperator.partial(
+        task_id="deferred", deferrable=True, poll_interval=POLL, pool=gate("cluster_mark_failed")
+    ).expand(slug=_slugs("mf_def", MARK_DEFERRED))
     AirplaneExecuteTaskOperator.partial(task_id="in_worker", deferrable=False, poll_interval=POLL).expand(
         slug=_slugs("mf_wrk", MARK_IN_WORKER)
     )
