@@ -46,6 +46,15 @@ class EmulatorClient:
         self._call("POST", "logs-endpoint", {"enabled": enabled})
 
     @property
+    def cancel_delay(self) -> float:
+        """Seconds between a cancel request and the run reading Cancelled (the API cancels asynchronously)."""
+        return float(self._call("GET", "cancel-delay")["seconds"])
+
+    @cancel_delay.setter
+    def cancel_delay(self, seconds: float) -> None:
+        self._call("POST", "cancel-delay", {"seconds": seconds})
+
+    @property
     def clock_offset(self) -> float:
         """Seconds the emulator adds to the wall clock."""
         return float(self._call("GET", "clock")["offset"])

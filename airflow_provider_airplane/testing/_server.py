@@ -227,6 +227,15 @@ class _Admin:
                 self.state.logs_endpoint = enabled
         return web.json_response({"enabled": self.state.logs_endpoint})
 
+    async def cancel_delay(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            seconds = (await _json_object(request)).get("seconds")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                raise ApiError(400, "seconds (a number, 0 or more) is required")
+            with self.state.lock:
+                self.state.cancel_delay = float(seconds)
+        return web.json_response({"seconds": self.state.cancel_delay})
+
     async def clock(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             offset = (await _json_object(request)).get("offset")
@@ -308,6 +317,7 @@ def build_app(state: State) -> web.Application:
     app.router.add_post(f"{ADMIN_PREFIX}/runs/end", admin.end_runs)
     app.router.add_post(f"{ADMIN_PREFIX}/reset", admin.reset)
     app.router.add_route("*", f"{ADMIN_PREFIX}/clock", admin.clock)
+    app.router.add_route("*", f"{ADMIN_PREFIX}/cancel-delay", admin.cancel_delay)
     app.router.add_route("*", f"{ADMIN_PREFIX}/logs-endpoint", admin.logs_endpoint)
     return app
 

@@ -127,6 +127,25 @@ def test_client_moves_the_clock(standalone: str, client: EmulatorClient) -> None
     assert created.startswith(time.strftime("%Y-%m-%dT%H", time.gmtime(time.time() + 3600)))
 
 
+def test_client_delays_cancels(standalone: str, client: EmulatorClient) -> None:
+    client.add_task("slow_cancel", duration=3600)
+    client.cancel_delay = 2.0
+    try:
+        assert client.cancel_delay == 2.0
+        run_id = call(standalone, "POST", "/tasks/execute", body={"slug": "slow_cancel"}).json()["runID"]
+        time.sleep(0.3)  # Active 0.2 s after it starts
+        call(standalone, "POST", "/runs/cancel", body={"runID": run_id})
+        assert call(standalone, "GET", "/runs/get", params={"id": run_id}).json()["status"] == "Active"
+        deadline = time.monotonic() + 10
+        while call(standalone, "GET", "/runs/get", params={"id": run_id}).json()["status"] != "Cancelled":
+            assert time.monotonic() < deadline, "the delayed cancel never took effect"
+            time.sleep(0.2)
+        with pytest.raises(RuntimeError, match="seconds"):
+            client.cancel_delay = -1.0
+    finally:
+        client.cancel_delay = 0.0
+
+
 def test_client_ends_unfinished_runs_of_a_task(standalone: str, client: EmulatorClient) -> None:
     client.add_task("long", output={"done": True}, duration=3600)
     first, second = (
