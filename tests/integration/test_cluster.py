@@ -326,6 +326,22 @@ def start_in_halves(stack: ClusterStack, dag_id: str, n_def: int, *, min_second:
     return dag_run_id
 
 
+def start_on_both_triggerers(
+    stack: ClusterStack, dag_id: str, n_def: int, n_wrk: int, *, min_each: int
+) -> tuple[str, dict[str | None, list[TI]]]:
+    """Start ``dag_id`` and wait until its ``n_def`` deferred tasks are held by the triggerers, at least
+    ``min_each`` by each, and its ``n_wrk`` worker tasks run. Returns the DAG run's id and who holds what."""
+    dag_run_id = start_in_halves(stack, dag_id, n_def, min_second=min_each)
+    wait_states(
+        stack,
+        dag_id,
+        dag_run_id,
+        {**want(mapped("deferred", n_def), "deferred"), **want(mapped("in_worker", n_wrk), "running")},
+        timeout=600,
+    )
+    return dag_run_id, wait_held(stack, dag_id, mapped("deferred", n_def), min_each=min_each, timeout=120)
+
+
 # ---- (a) a triggerer is lost ---------------------------------------------------------------------------
 
 
@@ -339,16 +355,7 @@ def test_lost_triggerer_hands_its_triggers_over_and_every_task_resumes_once(
     cluster_emulator.inject_fault(status=503, rate=0.1)  # every /v0 path, until cleared
     victim = None
     try:
-        dag_run_id = start_in_halves(cluster_stack, dag_id, n_def, min_second=n_def // 4)
-        wait_states(
-            cluster_stack,
-            dag_id,
-            dag_run_id,
-            {**want(mapped("deferred", n_def), "deferred"),
-             **want(mapped("in_worker", n_wrk), "running")},
-            timeout=600,
-        )  # fmt: skip
-        held = wait_held(cluster_stack, dag_id, mapped("deferred", n_def), min_each=1, timeout=120)
+        dag_run_id, held = start_on_both_triggerers(cluster_stack, dag_id, n_def, n_wrk, min_each=n_def // 4)
         victim = max(cluster_stack.triggerer_names, key=lambda name: len(held.get(name, [])))
         (survivor,) = set(cluster_stack.triggerer_names) - {victim}
         killed_at = time.monotonic()
@@ -468,16 +475,7 @@ def test_marking_tasks_failed_cancels_their_runs_on_both_triggerers_and_in_worke
 ) -> None:
     dag_id, n_def, n_wrk = "cluster_mark_failed", DAGS.MARK_DEFERRED, DAGS.MARK_IN_WORKER
     outputs = register(cluster_emulator, "mf_def", n_def) | register(cluster_emulator, "mf_wrk", n_wrk)
-    dag_run_id = start_in_halves(cluster_stack, dag_id, n_def, min_second=3)
-    wait_states(
-        cluster_stack,
-        dag_id,
-        dag_run_id,
-        {**want(mapped("deferred", n_def), "deferred"),
-         **want(mapped("in_worker", n_wrk), "running")},
-        timeout=600,
-    )  # fmt: skip
-    held = wait_held(cluster_stack, dag_id, mapped("deferred", n_def), min_each=3, timeout=120)
+    dag_run_id, held = start_on_both_triggerers(cluster_stack, dag_id, n_def, n_wrk, min_each=3)
     marked = [ti for name in cluster_stack.triggerer_names for ti in sorted(held[name])[:3]]
     marked += mapped("in_worker", 2)
     slug_of = {ti: f"{'mf_def' if ti[0] == 'deferred' else 'mf_wrk'}_{ti[1]}" for ti in marked}
