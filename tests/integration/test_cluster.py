@@ -26,6 +26,7 @@ import pytest
 from airflow_stack import wait_until
 from cluster_stack import METRICS, ClusterStack, ComponentDown, alive
 
+from airflow_provider_airplane.models import RunStatus
 from airflow_provider_airplane.testing import EmulatorClient
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
@@ -43,7 +44,6 @@ def _dag_module() -> Any:
 
 DAGS = _dag_module()
 TI = tuple[str, int]  # (task_id, map_index)
-UNFINISHED = ("NotStarted", "Queued", "Active")
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def leave_nothing_waiting(request: pytest.FixtureRequest) -> Iterator[None]:
 
     def idle() -> bool | None:
         # Again on every look: a task that was waiting for a slot starts a run after the first round.
-        for slug in {run["taskSlug"] for run in emulator.runs() if run["status"] in UNFINISHED}:
+        for slug in {run["taskSlug"] for run in emulator.runs() if not RunStatus(run["status"]).is_terminal}:
             emulator.end_runs(slug)
         return None if stack.sql(busy) else True
 
