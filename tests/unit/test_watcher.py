@@ -154,6 +154,10 @@ async def test_own_deadline_does_not_disturb_others(airplane_conn: AirplaneEmula
 
     async def with_deadline() -> str:
         async with watch_run(slow, poll_interval=POLL) as watch:
+            # The deadline starts once the run has been seen, so a slow first poll cannot decide the outcome.
+            async with asyncio.timeout(DEADLINE):
+                while watch.last_status is None:
+                    await asyncio.sleep(POLL / 4)
             try:
                 async with asyncio.timeout(0.5):
                     await watch.terminal()
