@@ -217,7 +217,9 @@ def test_retry_after_a_cancelled_run_starts_a_new_run(
     second = died_after_start(ctx_of(2), slug="forever")
 
     assert second != first
-    assert [run["status"] for run in emu.runs()] == ["Cancelled", "NotStarted"]
+    assert [run["id"] for run in emu.runs()] == [first, second]
+    assert [RunStatus(run["status"]).is_terminal for run in emu.runs()] == [True, False]
+    assert emu.runs()[0]["status"] == "Cancelled"
 
 
 @pytest.fixture

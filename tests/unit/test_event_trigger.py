@@ -188,7 +188,7 @@ async def test_a_burst_is_one_event_oldest_end_first(airplane_conn: AirplaneEmul
 
 async def test_only_terminal_runs_in_the_chosen_statuses(airplane_conn: AirplaneEmulator) -> None:
     emu = airplane_conn
-    emu.add_task("job", duration=1.5)
+    emu.add_task("job", duration=600)
     events = Events(watcher(statuses=["Failed", "Cancelled"]).run())
     await events.quiet(1, emu)
     running = start(emu)[0]
@@ -207,11 +207,12 @@ async def test_only_terminal_runs_in_the_chosen_statuses(airplane_conn: Airplane
 
 async def test_never_emits_a_run_before_it_ends(airplane_conn: AirplaneEmulator) -> None:
     emu = airplane_conn
-    emu.add_task("job", duration=2.0)
+    emu.add_task("job", duration=600)
     events = Events(watcher().run())
     run_id = start(emu)[0]
     await events.quiet(5, emu)
     assert events.payloads == []  # polled while it was active
+    emu.end_runs("job")
     await events.until(lambda: events.run_ids == [run_id])
     await events.stop()
 

@@ -498,9 +498,15 @@ def test_retried_execute_keeps_its_idempotency_key(
 def test_dropped_answer_starts_exactly_one_run(airplane_conn: AirplaneEmulator) -> None:
     """The run is created but its answer never arrives (client timeout); the retry replays it."""
     airplane_conn.add_task("hello")
-    airplane_conn.inject_fault(EXECUTE, delay=0.6)
-    hook = AirplaneHook(timeout=0.2)
-    hook.sleep = lambda seconds: time.sleep(0.8)  # let the first request finish on the server
+    airplane_conn.inject_fault(EXECUTE, delay=3.0)
+    hook = AirplaneHook(timeout=1.0)
+
+    def until_the_first_request_created_the_run(seconds: float) -> None:
+        deadline = time.monotonic() + 30
+        while not airplane_conn.runs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    hook.sleep = until_the_first_request_created_the_run
     run_id = hook.execute_task("hello")
     executes = requests_to(airplane_conn, EXECUTE)
     assert len(executes) == 2

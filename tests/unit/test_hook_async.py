@@ -247,8 +247,8 @@ async def test_dropped_and_slow_answers_retried(
     airplane_conn: AirplaneEmulator, no_blocking_on_loop: None
 ) -> None:
     airplane_conn.inject_fault(LIST, drop=True)
-    airplane_conn.inject_fault(LIST, delay=0.5)
-    async with AirplaneAsyncHook(timeout=0.1) as hook:
+    airplane_conn.inject_fault(LIST, delay=5.0)
+    async with AirplaneAsyncHook(timeout=1.0) as hook:
         hook.backoff_base = 0.001
         assert await hook.list_runs() == []
     assert airplane_conn.request_counts()[LIST] == 3

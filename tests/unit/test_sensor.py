@@ -52,13 +52,22 @@ def status_of(emu: AirplaneEmulator, run_id: str) -> str:
     return next(str(r["status"]) for r in emu.runs() if r["id"] == run_id)
 
 
+def finish(emu: AirplaneEmulator, run_id: str) -> None:
+    """End a long run now and wait until the API reads it Succeeded."""
+    emu.end_runs("long")
+    deadline = time.monotonic() + 30
+    while status_of(emu, run_id) != "Succeeded":
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.05)
+
+
 def test_poke_false_while_running_true_once_succeeded(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
-    run_id = start("quick")
+    run_id = start("long")
     watch = sensor(run_id)
     assert watch.poke(task_ctx()) is False
-    time.sleep(0.7)
+    finish(emu, run_id)
     assert watch.poke(task_ctx()) is True
 
 
@@ -99,13 +108,13 @@ def test_reschedule_mode_frees_the_slot_then_succeeds(
 ) -> None:
     from airflow.exceptions import AirflowRescheduleException
 
-    run_id = start("quick")
+    run_id = start("long")
     ctx = task_ctx()
     ti = ctx["ti"]
     with pytest.raises(AirflowRescheduleException):
         sensor(run_id, mode="reschedule").execute(ctx)
     assert ti.xcoms["airplane_run_id"] == run_id  # the link works while rescheduled
-    time.sleep(0.7)
+    finish(emu, run_id)
     assert sensor(run_id, mode="reschedule").execute(ctx) is None
 
 

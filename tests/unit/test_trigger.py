@@ -167,7 +167,8 @@ async def test_cancelled_event_names_who_cancelled(airplane_conn: AirplaneEmulat
 
 async def test_timeout_event_leaves_the_run_running(airplane_conn: AirplaneEmulator) -> None:
     run_id = start_run(airplane_conn, duration=30)
-    [event] = await collect(make_trigger(run_id, end_time=time.time() + 0.5))
+    await wait_for(lambda: emulated_run(airplane_conn, run_id)["status"] == "Active")
+    [event] = await collect(make_trigger(run_id, end_time=time.time() + 3))
     assert event["status"] == "timeout"
     assert event["run_status"] == "Active"
     assert "deadline" in event["message"]
@@ -179,11 +180,11 @@ async def test_timeout_event_leaves_the_run_running(airplane_conn: AirplaneEmula
 async def test_deadline_interrupts_a_slow_poll(airplane_conn: AirplaneEmulator) -> None:
     """A hanging API (or the hook's retries) cannot hold the timeout event past the deadline."""
     run_id = start_run(airplane_conn, duration=30)
-    airplane_conn.inject_fault("/v0/runs/get", delay=5.0, count=5)
+    airplane_conn.inject_fault("/v0/runs/get", delay=60.0, count=5)
     began = time.monotonic()
     [event] = await collect(make_trigger(run_id, end_time=time.time() + 0.5))
     assert event["status"] == "timeout"
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 20  # far below the hanging poll's 60 s
 
 
 # ---- transient and persistent errors -----------------------------------------------------------
@@ -404,10 +405,11 @@ async def test_fallback_survives_being_cancelled_again(
     An interrupted lookup would leave the supervisor's reply unread and crash the trigger runner.
     """
     run_id = start_run(airplane_conn, duration=30)
-    answered = threading.Event()
+    entered, release, answered = threading.Event(), threading.Event(), threading.Event()
 
     def slow_get_task_states(**kwargs: Any) -> dict[str, Any]:
-        time.sleep(0.5)
+        entered.set()
+        release.wait(30)
         answered.set()
         return {"manual__1": {"wait": "failed"}}
 
@@ -415,9 +417,10 @@ async def test_fallback_survives_being_cancelled_again(
     trigger = with_ti(make_trigger(run_id))
     task = await started(airplane_conn, trigger)
     task.cancel()
-    await asyncio.sleep(0.1)
+    await wait_for(entered.is_set)
     await kill(task)  # the second cancel arrives while the lookup is in flight
     assert not answered.is_set()
+    release.set()
     await wait_for(lambda: emulated_run(airplane_conn, run_id)["status"] == "Cancelled")
     assert answered.is_set()
 
