@@ -25,7 +25,8 @@ API_KEY = "tkn_integration_5ecret"
 
 # The Airplane tasks the integration DAGs run, as the standalone emulator's --tasks file.
 EMULATOR_TASKS: dict[str, dict[str, Any]] = {
-    "quick": {"output": {"rows": 3, "source": "emulator"}, "duration": 8},
+    # Runs until the test ends it (EmulatorClient.end_runs), so it is still active however slow the stack.
+    "held": {"output": {"rows": 3, "source": "emulator"}, "duration": 900},
     "medium": {"output": {"survived": "triggerer restart"}, "duration": 25},
     "endless": {"duration": 900},
     # Watched by an asset (dags/airplane_events.py) and by the shipped event-driven example DAG.

@@ -65,6 +65,7 @@ def test_deferred_task_returns_the_outputs(
 ) -> None:
     dag_id = "it_deferred_success"
     dag_run_id, run_id = start_deferred(airflow_stack, emulator_client, dag_id)
+    emulator_client.end_runs("held")
     airflow_stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["success"], timeout=60)
 
     assert airflow_stack.xcom(dag_id, dag_run_id, TASK) == {"rows": 3, "source": "emulator"}

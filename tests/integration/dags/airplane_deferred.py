@@ -29,7 +29,7 @@ def _dag(dag_id: str, slug: str, **operator_kwargs: object) -> DAG:
 
 
 # (a) finishes in the triggerer; outputs come back through XCom.
-deferred_success = _dag("it_deferred_success", "quick")
+deferred_success = _dag("it_deferred_success", "held")
 # (b) marked failed through the REST API while deferred: the run must be cancelled.
 deferred_mark_failed = _dag("it_deferred_mark_failed", "endless")
 # (c) the triggerer dies mid-wait: a new one takes over and nothing is cancelled.

@@ -1,7 +1,7 @@
 """DAGs for the secrets test: a deferred success, a deferred failure and an API error that echoes the key.
 
 ``secrets_ok`` and ``secrets_fail`` are registered by ``tests/integration/test_secrets_in_airflow.py``;
-``quick`` by the integration conftest (``EMULATOR_TASKS``).
+``held`` by the integration conftest (``EMULATOR_TASKS``).
 """
 
 from __future__ import annotations
@@ -34,4 +34,4 @@ secrets_deferred = _dag("it_secrets_deferred", "secrets_ok", deferrable=True)
 # Deferred, the run fails: AirplaneRunFailedError in execute_complete.
 secrets_failing = _dag("it_secrets_failing", "secrets_fail", deferrable=True)
 # In the worker: the execute call answers 400 with a body that echoes the API key.
-secrets_api_error = _dag("it_secrets_api_error", "quick", deferrable=False)
+secrets_api_error = _dag("it_secrets_api_error", "held", deferrable=False)
