@@ -283,6 +283,9 @@ def build_app(state: State) -> web.Application:
         entry = state.record(request.method, request.path, dict(request.query), request.headers)
         fault = state.take_fault(request.path)
         if fault is not None and fault.delay:
+            # Read the body first, as a real server has before it is slow: a client that gives up
+            # meanwhile loses the answer, not the work (a delayed execute still starts its run).
+            await request.read()
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.drop:
             _drop(request)
