@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     TaskDeferred,
 )
+from airflow_stack import wait_until
 
 from airflow_provider_airplane._deferral import CLOCK_SKEW_MARGIN
 from airflow_provider_airplane.exceptions import (
@@ -55,10 +56,12 @@ def status_of(emu: AirplaneEmulator, run_id: str) -> str:
 def finish(emu: AirplaneEmulator, run_id: str) -> None:
     """End a long run now and wait until the API reads it Succeeded."""
     emu.end_runs("long")
-    deadline = time.monotonic() + 30
-    while status_of(emu, run_id) != "Succeeded":
-        assert time.monotonic() < deadline, "the run did not end"
-        time.sleep(0.05)
+    wait_until(
+        lambda: True if status_of(emu, run_id) == "Succeeded" else None,
+        timeout=30,
+        interval=0.05,
+        what=f"run {run_id} Succeeded",
+    )
 
 
 def test_poke_false_while_running_true_once_succeeded(
