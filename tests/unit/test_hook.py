@@ -501,7 +501,6 @@ def test_dropped_answer_starts_exactly_one_run(airplane_conn: AirplaneEmulator) 
     airplane_conn.add_task("hello")
     airplane_conn.inject_fault(EXECUTE, delay=3.0)
     hook = AirplaneHook(timeout=1.0)
-
     hook.sleep = lambda seconds: wait_until(  # until the first request has created the run on the server
         lambda: airplane_conn.runs() or None, timeout=30, interval=0.05, what="the first request's run"
     )
