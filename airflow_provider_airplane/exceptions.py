@@ -42,6 +42,28 @@ class AirplaneRateLimitedError(AirplaneApiError):
     """429 after every retry was spent."""
 
 
+class AirplaneOutageError(AirplaneApiError):
+    """The API stayed unreachable (no answer, 429, 5xx, unreadable answers) for longer than ``max_outage``.
+
+    The run was not cancelled: its state is unknown, and a retry of the task re-attaches to it.
+    ``status_code`` is the last answer's, None when the last request got no answer.
+    """
+
+    def __init__(
+        self,
+        status_code: int | None,
+        code: str | None,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        seconds: float = 0.0,
+        failures: int = 0,
+    ) -> None:
+        super().__init__(status_code, code, message, endpoint=endpoint)
+        self.seconds = seconds
+        self.failures = failures
+
+
 class AirplaneApprovalRequiredError(AirplaneApiError):
     """The task may only run through an approved request in Airplane (``task_must_be_requested``)."""
 
@@ -63,7 +85,7 @@ class AirplaneRunCancelledError(AirplaneRunError, AirflowFailException):
 
 
 class AirplaneRunTimeoutError(AirplaneRunError):
-    """The wait's timeout passed; the run was cancelled."""
+    """The wait's timeout passed. ``hook.wait_for_run`` leaves the run alone; the operator cancels it."""
 
 
 class AirplaneOutputTooLargeError(AirplaneError, AirflowFailException):

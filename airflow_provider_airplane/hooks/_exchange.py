@@ -13,10 +13,11 @@ import random
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from airflow_provider_airplane._outage import Outage
 from airflow_provider_airplane._validation import text_or_none
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
@@ -148,8 +149,12 @@ class RetryPolicy:
     retry_after_max: float = 120.0
     jitter: Callable[[], float] = field(default=random.random, repr=False)
     # Seconds one logical call may take, waits included (None: no bound). A read that must not hold the
-    # task up (a run's log lines) gives up instead of waiting past it; each attempt's timeout fits in it.
+    # task up (a run's log lines) gives up instead of waiting past it; each attempt's timeout fits in what
+    # is left of it.
     budget: float | None = None
+    # A wait's outage (see ``_outage``): transient failures are retried until it passes ``max_outage``,
+    # whatever ``max_attempts`` says, and logged once at its start and end instead of once per attempt.
+    outage: Outage | None = field(default=None, compare=False)
 
     @staticmethod
     def should_retry(answer: Answer) -> bool:
@@ -224,7 +229,7 @@ class Call(Generic[T]):
         log: Log,
     ) -> None:
         self.op = op
-        self.request = request
+        self._request = request
         self.config = config
         self.policy = policy
         self.log = log
@@ -237,37 +242,75 @@ class Call(Generic[T]):
     def result(self) -> T:
         return self._result  # type: ignore[return-value]  # None is a valid T for some operations
 
+    @property
+    def request(self) -> HttpRequest:
+        """The request for the next attempt: with a budget, its timeout is what is left of the budget."""
+        budget = self.policy.budget
+        if budget is None:
+            return self._request
+        left = budget - (time.monotonic() - self.started)
+        return replace(self._request, timeout=max(0.001, min(self._request.timeout, left)))
+
     def feed(self, outcome: Answer | Failure) -> float | None:
         self.attempts += 1
         self.last = outcome
+        outage = self.policy.outage
         if isinstance(outcome, Answer) and 200 <= outcome.status < 300:
             try:
                 self._result = self.op.parse(outcome)
             except ValueError as err:
-                raise self._error(
+                # A proxy's page or a body cut short: the next answer may be the API's own.
+                unreadable = self._error(
                     AirplaneApiError,
                     outcome.status,
                     None,
                     f"The Airplane API answered HTTP {outcome.status}, but {err}: "
                     + self._unreadable_hint(outcome),
-                ) from None
+                )
+                what = f"HTTP {outcome.status} with {_describe_body(outcome)}"
+                return self._retry(outcome, unreadable, what)
+            if outage is not None:
+                outage.recovered()
             return None
-        retryable = isinstance(outcome, Failure) or self.policy.should_retry(outcome)
-        if not retryable or self.attempts >= self.policy.max_attempts:
-            raise self._give_up(outcome)
-        delay = self.policy.delay(self.attempts, outcome if isinstance(outcome, Answer) else None)
-        budget = self.policy.budget
-        if budget is not None and time.monotonic() - self.started + delay >= budget:
+        if isinstance(outcome, Answer) and not self.policy.should_retry(outcome):
+            if outage is not None:
+                outage.recovered()  # an answer of the API's own, if not a welcome one
             raise self._give_up(outcome)
         what = outcome.description if isinstance(outcome, Failure) else f"HTTP {outcome.status}"
-        self.log.warning(
-            "Airplane API %s failed (%s); retrying in %.2fs (attempt %d of %d)",
-            self.request.endpoint,
-            self.config.scrub(what),
-            delay,
-            self.attempts + 1,
-            self.policy.max_attempts,
-        )
+        return self._retry(outcome, self._give_up(outcome), what)
+
+    def _retry(self, outcome: Answer | Failure, error: AirplaneApiError, what: str) -> float:
+        """The delay before the next attempt after a transient failure, or raise ``error`` (or the outage's)
+        once the attempts, the budget or the outage are spent."""
+        what = self.config.scrub(what)
+        answer = outcome if isinstance(outcome, Answer) else None
+        outage = self.policy.outage
+        if outage is not None:
+            outage.failed(what)
+            if outage.over:
+                raise outage.error(status_code=error.status_code, endpoint=self.request.endpoint) from error
+            delay = self.policy.delay(outage.failures, answer)
+            remaining = outage.remaining
+            if remaining is not None:
+                delay = min(delay, remaining)  # one more attempt right at the bound, then give up
+        else:
+            if self.attempts >= self.policy.max_attempts:
+                raise error
+            delay = self.policy.delay(self.attempts, answer)
+        budget = self.policy.budget
+        if budget is not None and time.monotonic() - self.started + delay >= budget:
+            raise error
+        if outage is None:
+            self.log.warning(
+                "Airplane API %s failed (%s); retrying in %.2fs (attempt %d of %d)",
+                self.request.endpoint,
+                what,
+                delay,
+                self.attempts + 1,
+                self.policy.max_attempts,
+            )
+        else:
+            log.debug("Airplane API %s failed (%s); retrying in %.2fs", self.request.endpoint, what, delay)
         return delay
 
     def _unreadable_hint(self, answer: Answer) -> str:

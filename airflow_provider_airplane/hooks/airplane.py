@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +25,7 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
@@ -132,7 +133,9 @@ class _AirplaneHookBase(BaseHook):
             env_slug=self.env_slug,
         )
 
-    def _policy(self, max_attempts: int | None = None, budget: float | None = None) -> RetryPolicy:
+    def _policy(
+        self, max_attempts: int | None = None, budget: float | None = None, outage: Outage | None = None
+    ) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=max_attempts or self.max_attempts,
             backoff_base=self.backoff_base,
@@ -140,6 +143,7 @@ class _AirplaneHookBase(BaseHook):
             retry_after_max=self.retry_after_max,
             jitter=self.jitter,
             budget=None if budget is None else check_positive(budget, "max_wait"),
+            outage=outage,
         )
 
 
@@ -249,13 +253,15 @@ class AirplaneHook(_AirplaneHookBase):
         return call.result
 
     def _call(
-        self, op: Operation[T], *, idempotency_key: str | None = None, budget: float | None = None
+        self,
+        op: Operation[T],
+        *,
+        idempotency_key: str | None = None,
+        budget: float | None = None,
+        outage: Outage | None = None,
     ) -> T:
-        return self._drive(
-            self.api.start(
-                op, policy=self._policy(budget=budget), log=self.log, idempotency_key=idempotency_key
-            )
-        )
+        policy = self._policy(budget=budget, outage=outage)
+        return self._drive(self.api.start(op, policy=policy, log=self.log, idempotency_key=idempotency_key))
 
     def execute_task(
         self,
@@ -407,19 +413,24 @@ class AirplaneHook(_AirplaneHookBase):
         poll_interval: float = 10.0,
         timeout: float | None = None,
         on_poll: Callable[[AirplaneRun], object] | None = None,
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
     ) -> AirplaneRun:
         """Poll until the run is terminal and return it; ``on_poll`` sees the run after each poll.
 
         When ``timeout`` seconds pass first, raise ``AirplaneRunTimeoutError`` without cancelling: the
-        caller owns that decision (the operator cancels, a sensor must not).
+        caller owns that decision (the operator cancels, a sensor must not). An API outage (no answer,
+        429, 5xx, unreadable answers) is waited through for up to ``max_outage`` seconds in a row (None:
+        any length), with one log line when it starts and one when it ends; past it,
+        ``AirplaneOutageError`` is raised and the run left alone.
         """
         check_reference(run_id, "run_id")
         interval = check_positive(poll_interval, "poll_interval")
         limit = None if timeout is None else check_positive(timeout, "timeout")
+        outage = Outage(self.log, f"Airplane run {run_id}", max_outage)
         started = time.monotonic()
         last_status: object = None
         while True:
-            run = self.get_run(run_id)
+            run = self._call(self.api.get_run(run_id), outage=outage)
             elapsed = time.monotonic() - started
             if run.status != last_status:
                 self.log.info("Airplane run %s is %s (%.1fs elapsed)", run_id, run.status, elapsed)
@@ -527,9 +538,11 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         except _aiohttp_retryable() as err:
             return Failure(err)
 
-    async def _call(self, op: Operation[T], *, budget: float | None = None) -> T:
+    async def _call(
+        self, op: Operation[T], *, budget: float | None = None, outage: Outage | None = None
+    ) -> T:
         api = await self._get_api()
-        call = api.start(op, policy=self._policy(budget=budget), log=self.log)
+        call = api.start(op, policy=self._policy(budget=budget, outage=outage), log=self.log)
         delay = call.feed(await self._exchange(call.request))
         while delay is not None:
             await self.sleep(delay)

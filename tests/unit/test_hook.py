@@ -567,12 +567,26 @@ def test_html_error_page_from_a_proxy(hook: AirplaneHook, airplane_conn: Airplan
     assert "after 2 attempts" in text
 
 
-def test_truncated_json_on_200(hook: AirplaneHook, airplane_conn: AirplaneEmulator) -> None:
+def test_truncated_json_on_200_is_retried(
+    hook: AirplaneHook, airplane_conn: AirplaneEmulator, delays: list[float]
+) -> None:
+    """A body cut short by a proxy is transient: the next answer is the API's own."""
+    airplane_conn.add_task("hello")
+    run_id = hook.execute_task("hello")
     airplane_conn.inject_fault(GET, status=200, body='{"id": "run1", "stat')
+    assert hook.get_run(run_id).id == run_id
+    assert airplane_conn.request_counts()[GET] == 2
+    assert len(delays) == 1
+
+
+def test_truncated_json_on_every_200_gives_up_with_the_reason(
+    hook: AirplaneHook, airplane_conn: AirplaneEmulator
+) -> None:
+    airplane_conn.inject_fault(GET, status=200, body='{"id": "run1", "stat', count=50)
     with pytest.raises(AirplaneApiError, match="cut short or corrupt") as info:
         hook.get_run("run1")
     assert info.value.status_code == 200
-    assert airplane_conn.request_counts()[GET] == 1
+    assert airplane_conn.request_counts()[GET] == hook.max_attempts
 
 
 def test_401_wrong_key(emulator: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -708,8 +722,9 @@ def test_test_connection_key_without_permission(
     "fault",
     [
         None,  # a path that serves nothing: 404
-        {"status": 200, "body": "<html><body>Welcome to nginx!</body></html>"},
-        {"status": 200, "body": '{"hello": "world"}'},
+        # A wrong host answers so every time (a 2xx that is not the API's JSON is retried once).
+        {"status": 200, "body": "<html><body>Welcome to nginx!</body></html>", "count": 5},
+        {"status": 200, "body": '{"hello": "world"}', "count": 5},
         {"status": 500, "body": "<html>oops</html>", "count": 5},
     ],
 )

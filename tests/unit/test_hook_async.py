@@ -279,9 +279,11 @@ async def test_html_page_and_truncated_json(hook: AirplaneAsyncHook, airplane_co
     with pytest.raises(AirplaneApiError, match=r"HTML, not JSON.*502 Bad Gateway") as info:
         await hook.get_run("run1")
     assert info.value.status_code == 502
-    airplane_conn.inject_fault(LIST, status=200, body='{"runs": [{"id": ')
+    airplane_conn.inject_fault(LIST, status=200, body='{"runs": [{"id": ', count=2)
     with pytest.raises(AirplaneApiError, match="cut short or corrupt"):
         await hook.list_runs()
+    airplane_conn.inject_fault(LIST, status=200, body='{"runs": [{"id": ')
+    assert await hook.list_runs() == []  # one body cut short is retried
 
 
 async def test_typed_errors(
