@@ -55,8 +55,9 @@ def describe_seconds(seconds: float) -> str:
 class Outage:
     """Failed requests in a row during one wait, from the first failure to the next useful answer.
 
-    ``subject`` names what is waited for in the log lines (``Airplane run run123``). ``clock`` is monotonic;
-    a test may replace it.
+    ``subject`` names what is waited for in the log lines (``Airplane run run123``). ``announce=False``
+    logs start and end at debug, for a caller that reports the outage itself. ``clock`` is monotonic; a
+    test may replace it.
     """
 
     def __init__(
@@ -65,9 +66,11 @@ class Outage:
         subject: str,
         max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
         *,
+        announce: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
+        self.announce = announce
         self.subject = subject
         self.max_outage = check_max_outage(max_outage)
         self.clock = clock
@@ -102,7 +105,7 @@ class Outage:
         if self.started is None:
             self.started = self.clock()
             bound = "any time" if self.max_outage is None else f"up to {describe_seconds(self.max_outage)}"
-            self.log.warning(
+            (self.log.warning if self.announce else self.log.debug)(
                 "The Airplane API stopped answering while waiting for %s (%s); retrying for %s "
                 "(max_outage) without failing the task or cancelling the run",
                 self.subject,
@@ -114,7 +117,7 @@ class Outage:
         """The API answered: log the outage's end with its length and cost, once."""
         if self.started is None:
             return
-        self.log.info(
+        (self.log.info if self.announce else self.log.debug)(
             "The Airplane API answers again after an outage of %s (%d failed requests) while waiting for %s",
             describe_seconds(self.seconds),
             self.failures,

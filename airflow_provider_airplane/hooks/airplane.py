@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from datetime import datetime, timedelta
 from functools import cache, cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import (
@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
-from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, check_max_outage
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
@@ -115,6 +115,30 @@ class _AirplaneHookBase(BaseHook):
         self.env_slug = env_slug
         # The jitter source; a test may pin it (e.g. ``lambda: 1.0``) to assert exact delays.
         self.jitter: Callable[[], float] = random.random
+        self._rides_outages = False
+        self._max_outage: float | None = None
+        self._announce_outages = True
+
+    def ride_outages(
+        self, max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE, *, announce: bool = True
+    ) -> Self:
+        """Let reads (runs/get, runs/getOutputs, runs/getLogs, runs/list) wait through an API outage of up
+        to ``max_outage`` seconds in a row (None: any length) instead of giving up after ``max_attempts``.
+
+        Starting and cancelling a run keep ``max_attempts``: a start must not hang, and a cancel is
+        asked while a task is being torn down. ``announce=False`` logs the outage at debug only, for a
+        caller that reports it itself. Returns the hook.
+        """
+        self._max_outage = check_max_outage(max_outage)
+        self._rides_outages = True
+        self._announce_outages = announce
+        return self
+
+    def _outage_for(self, op: Operation[Any]) -> Outage | None:
+        """A fresh outage for one read of a hook that rides them; None for writes and other hooks."""
+        if not self._rides_outages or op.method != "GET":
+            return None
+        return Outage(self.log, f"Airplane {op.subject}", self._max_outage, announce=self._announce_outages)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(airplane_conn_id={self.airplane_conn_id!r})"
@@ -260,7 +284,7 @@ class AirplaneHook(_AirplaneHookBase):
         budget: float | None = None,
         outage: Outage | None = None,
     ) -> T:
-        policy = self._policy(budget=budget, outage=outage)
+        policy = self._policy(budget=budget, outage=outage or self._outage_for(op))
         return self._drive(self.api.start(op, policy=policy, log=self.log, idempotency_key=idempotency_key))
 
     def execute_task(
@@ -542,7 +566,8 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         self, op: Operation[T], *, budget: float | None = None, outage: Outage | None = None
     ) -> T:
         api = await self._get_api()
-        call = api.start(op, policy=self._policy(budget=budget, outage=outage), log=self.log)
+        policy = self._policy(budget=budget, outage=outage or self._outage_for(op))
+        call = api.start(op, policy=policy, log=self.log)
         delay = call.feed(await self._exchange(call.request))
         while delay is not None:
             await self.sleep(delay)

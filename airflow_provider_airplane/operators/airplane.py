@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
 
 from airflow_provider_airplane._deferral import backstop, validate_event
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
 from airflow_provider_airplane._validation import for_task, json_value, validate_run_id
 from airflow_provider_airplane.exceptions import (
     AirplaneError,
+    AirplaneOutageError,
     AirplaneOutputTooLargeError,
     AirplaneRunTimeoutError,
 )
@@ -118,6 +120,11 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         also go into the error. ``False`` makes no log request at all.
     :param log_max_lines: most run log lines one task writes; past it, one line says how many were left
         out and links the run.
+    :param max_outage: seconds (or a ``timedelta``) the API may be unreachable in a row while the task
+        waits for the run or reads its logs and outputs (no answer, 429, 5xx, an answer that is not the
+        API's JSON); default 30 minutes. Within it the task neither fails nor cancels the run; past it
+        the task fails with :class:`AirplaneOutageError` and leaves the run as it is (a retry
+        re-attaches to it). None waits through any outage, up to ``timeout``/``execution_timeout``.
     """
 
     template_fields: Sequence[str] = (
@@ -151,6 +158,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         idempotency_key: str | None = None,
         show_logs: bool = True,
         log_max_lines: int = DEFAULT_LOG_MAX_LINES,
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -171,6 +179,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self.output_max_bytes = output_max_bytes
         self.show_logs = show_logs
         self.log_max_lines = check_log_max_lines(log_max_lines)
+        self.max_outage = check_max_outage(max_outage)
         if self.timeout is not None and self.timeout < self.poll_interval:
             raise ValueError(
                 f"timeout ({self.timeout:g} s) is shorter than poll_interval ({self.poll_interval:g} s); "
@@ -192,7 +201,10 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._record: RunRecord | None = None
 
     def _hook(self) -> AirplaneHook:
-        return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+        """Reads ride API outages up to ``max_outage``; starting a run keeps its bounded retries."""
+        return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None).ride_outages(
+            self.max_outage
+        )
 
     def _note(self, run_id: str, phase: str) -> None:
         if self._record is not None:
@@ -240,8 +252,12 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                     poll_interval=self.poll_interval,
                     timeout=self.timeout,
                     on_poll=self._follow_logs(hook, run_id, run_url),
+                    max_outage=self.max_outage,
                 )
         except TaskDeferred:
+            raise
+        except AirplaneOutageError:
+            self._leave_run("the Airplane API was unreachable for longer than max_outage")
             raise
         except AirplaneRunTimeoutError as err:
             return self._on_timeout(hook, err.run, run_url)
@@ -279,6 +295,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
                 env_slug=self.env_slug or None,
+                max_outage=self.max_outage,
             ),
             method_name="execute_complete",
             timeout=backstop(end_time, now, self.poll_interval),
@@ -365,6 +382,15 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             f"execution_timeout={self.execution_timeout}); status now {run.status}. See {run_url}",
         )
 
+    def _leave_run(self, reason: str) -> None:
+        """The run's state is unknown (the API is out of reach): keep it for a retry to re-attach to."""
+        self._run_released = True
+        self.log.warning(
+            "Leaving Airplane run %s as it is (%s); a retry of this task re-attaches to it",
+            self._run_id,
+            reason,
+        )
+
     def _cancel_quietly(self, reason: str, *, always: bool = False) -> AirplaneRun | None:
         """Best-effort cancel of the run this task started.
 
@@ -380,14 +406,20 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._cancel_requested = True
         self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
         run_id = self._run_id
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)  # no outage riding
         try:
             # Recorded once Airplane accepted the cancel (a refused one leaves a run to re-attach to),
             # before the wait: the next try may start before the cancel lands.
             run = _cancel_and_wait(
-                self._hook(), run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
+                hook, run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
             )
         except Exception as err:
-            self.log.warning("Could not cancel Airplane run %s: %s", self._run_id, err)
+            self.log.error(
+                "Could not cancel Airplane run %s (%s): it may still be running; cancel it by hand at %s",
+                run_id,
+                err,
+                _link_or_id(hook, run_id),
+            )
             return None
         if run.status == RunStatus.CANCELLED:
             self.log.info("Airplane run %s is Cancelled", run.id)
@@ -466,7 +498,8 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+        # Reads ride an API outage for the default max_outage, as the execute operator's do.
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None).ride_outages()
         run_url = push_run_xcoms(context, hook, run_id)
         run = hook.get_run(run_id)
         if not run.is_terminal:
@@ -522,6 +555,14 @@ class AirplaneCancelRunOperator(BaseOperator):
         if run.status != RunStatus.CANCELLED:
             self.log.info("Airplane run %s had already ended %s", run_id, run.status)
         return str(run.status)
+
+
+def _link_or_id(hook: AirplaneHook, run_id: str) -> str:
+    """The run's page for a person to act on, or its id when even the connection cannot be read."""
+    try:
+        return hook.get_run_url(run_id)
+    except Exception:
+        return f"Airplane (run id {run_id})"
 
 
 def _is_literal(value: Any) -> bool:

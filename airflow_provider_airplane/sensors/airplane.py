@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -14,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_airplane._deferral import backstop, validate_event
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import RunLogReader
 from airflow_provider_airplane._validation import validate_run_id
@@ -42,6 +44,11 @@ class AirplaneRunSensor(BaseSensorOperator):
     :param env_slug: the run's environment, overriding the connection's (templated).
     :param airplane_conn_id: the Airplane connection.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param max_outage: seconds (or a ``timedelta``) the API may be out of reach in a row (no answer,
+        429, 5xx, an answer that is not its JSON) before the sensor fails with
+        :class:`AirplaneOutageError`; default 30 minutes, None: any length (up to ``timeout``). Within
+        it a poke waits for the API to answer again (in ``reschedule`` mode too, holding its slot for
+        the outage only); deferred, the trigger rides it out.
     """
 
     template_fields: Sequence[str] = ("run_id", "env_slug")
@@ -55,6 +62,7 @@ class AirplaneRunSensor(BaseSensorOperator):
         env_slug: str | None = None,
         airplane_conn_id: str = "airplane_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,9 +70,11 @@ class AirplaneRunSensor(BaseSensorOperator):
         self.env_slug = env_slug
         self.airplane_conn_id = airplane_conn_id
         self.deferrable = deferrable
+        self.max_outage = check_max_outage(max_outage)
 
     def _hook(self) -> AirplaneHook:
-        return AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
+        return hook.ride_outages(self.max_outage)
 
     def _judge(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:
         """The one verdict on a finished run for every path: the run's error, or a skip when
@@ -107,6 +117,7 @@ class AirplaneRunSensor(BaseSensorOperator):
                 end_time=end_time,
                 cancel_on_kill=False,
                 env_slug=self.env_slug or None,
+                max_outage=self.max_outage,
             ),
             method_name="execute_complete",
             timeout=backstop(end_time, now, poll_interval),

@@ -28,8 +28,10 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, is_transient
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE
@@ -39,7 +41,8 @@ from airflow_provider_airplane.models import AirplaneRun
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_ERRORS = 5
+# Attempts of one request inside a poll; the watcher's own backoff spaces the polls of an outage.
+HOOK_ATTEMPTS = 3
 # Seconds of server time every listing re-reads before its cursor: commit lag, several API servers.
 OVERLAP = 5.0
 # Each run is also fetched on its own about this many intervals after it was last seen: a guard against
@@ -56,14 +59,6 @@ CLOCK_DRIFT = 1e-4
 DISCOVERY_MIN = 3
 
 
-def _is_transient(error: BaseException) -> bool:
-    """No answer, 429 or 5xx may pass; a 4xx (bad key, unknown run) will not."""
-    if isinstance(error, AirplaneApiError):
-        status = error.status_code
-        return status is None or status == 429 or status >= 500
-    return isinstance(error, (TimeoutError, OSError))
-
-
 class _Hook(AirplaneAsyncHook):
     """The async hook, remembering the last answer's Retry-After for the watcher's own backoff."""
 
@@ -77,15 +72,18 @@ class _Hook(AirplaneAsyncHook):
 
 
 class RunWatch:
-    """One trigger's wait on one run, from :func:`watch_run`."""
+    """One trigger's wait on one run, from :func:`watch_run`.
 
-    def __init__(self, run_id: str, poll_interval: float, max_errors: int) -> None:
+    Its ``outage`` counts the failed polls that started after it joined (its own budget, so a trigger
+    that joins during an outage gets all of it), and logs in the context of the trigger that made the
+    watch: the outage's two lines land in that task's log, not only in the triggerer's.
+    """
+
+    def __init__(self, run_id: str, poll_interval: float, outage: Outage) -> None:
         self.run_id = run_id
         self.poll_interval = poll_interval
-        self.max_errors = max_errors
-        # Failed polls in a row that started after this waiter joined: its own budget, so a trigger that
-        # joins during an outage gets all of it.
-        self.errors = 0
+        self.outage = outage
+        self._context = contextvars.copy_context()
         self.joined = time.monotonic()
         # The status the watcher last saw (None before the first check), for the trigger's messages.
         self.last_status: str | None = None
@@ -97,6 +95,13 @@ class RunWatch:
         Shielded: a deadline around this call cancels only the caller's wait, never the shared poll.
         """
         return await asyncio.shield(self._result)
+
+    def _failed(self, error: BaseException) -> None:
+        self._context.run(self.outage.failed, str(error))
+
+    def _recovered(self) -> None:
+        if self.outage.ongoing:
+            self._context.run(self.outage.recovered)
 
     def _resolve(self, run: AirplaneRun) -> None:
         if not self._result.done():
@@ -128,7 +133,10 @@ class RunWatcher:
     def __init__(self, airplane_conn_id: str, env_slug: str | None) -> None:
         self.airplane_conn_id = airplane_conn_id
         self.env_slug = env_slug
-        self._hook = _Hook(airplane_conn_id, env_slug=env_slug)
+        self._hook = _Hook(airplane_conn_id, env_slug=env_slug, max_attempts=HOOK_ATTEMPTS)
+        # The watcher's own outage, for the triggerer's log: one line when polls start failing, one
+        # when they work again (each waiter's lines go to its task's log).
+        self._outage = Outage(log, f"the runs of connection {airplane_conn_id!r}", None)
         self._entries: dict[str, _Entry] = {}
         self._pending: set[str] = set()  # runs not checked yet
         self._pending_since = 0.0
@@ -280,20 +288,32 @@ class RunWatcher:
         if error is None:
             self._failures = 0
             self._hold_until = 0.0
+            self._outage.recovered()
             for watch in watches:
-                watch.errors = 0
+                watch._recovered()
             return
         self._failures += 1
+        self._outage.failed(str(error))
         for watch in watches:
             if watch.joined <= started:
-                watch.errors += 1
+                watch._failed(error)
+        given_up = [watch for watch in watches if watch.outage.over]
+        status = error.status_code if isinstance(error, AirplaneApiError) else None
+        for watch in given_up:
+            self._fail([watch], watch.outage.error(status_code=status))
         interval = self._interval
         delay = min(MAX_BACKOFF, interval * 2.0 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
         if self._hook.retry_after is not None:
             delay = max(delay, min(self._hook.retry_after, MAX_BACKOFF))
+        # Never sleep past the moment a waiter's max_outage ends: it gets one more poll right then.
+        remaining = [
+            r for entry in self._entries.values() for w in entry.watches if (r := w.outage.remaining)
+        ]
+        if remaining:
+            delay = min(delay, max(min(remaining), interval))
         self._hold_until = now + delay
         self._next_full = max(self._next_full, self._hold_until)
-        log.warning(
+        log.debug(
             "Polling Airplane runs on %s failed (%d in a row, %d runs waiting); next poll in %.1fs: %s",
             self.airplane_conn_id,
             self._failures,
@@ -301,8 +321,6 @@ class RunWatcher:
             delay,
             error,
         )
-        given_up = [watch for watch in watches if watch.max_errors <= watch.errors]
-        self._fail(given_up, error)
 
     async def _poll(self) -> BaseException | None:
         """One round: list what changed (or get, where cheaper), then first checks of new runs.
@@ -361,7 +379,7 @@ class RunWatcher:
                     page=page,
                 )
             except Exception as err:
-                if _is_transient(err):
+                if is_transient(err):
                     return err
                 # A 4xx will not get better (bad key, permission): every waiter learns why now.
                 self._fail([watch for entry in self._entries.values() for watch in entry.watches], err)
@@ -398,7 +416,7 @@ class RunWatcher:
                 try:
                     run = await self._hook.get_run(run_id)
                 except Exception as err:
-                    if _is_transient(err):
+                    if is_transient(err):
                         transient.append(err)
                     elif (entry := self._entries.get(run_id)) is not None:
                         self._fail(entry.watches, err)
@@ -421,22 +439,23 @@ async def watch_run(
     airplane_conn_id: str = AirplaneAsyncHook.default_conn_name,
     env_slug: str | None = None,
     poll_interval: float = 10.0,
-    max_errors: int = DEFAULT_MAX_ERRORS,
+    max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
+    log: Any = log,
 ) -> AsyncIterator[RunWatch]:
     """Wait on a run through the watcher shared by this event loop's waiters on the same connection.
 
-    Leaving the block (normally, by an exception, or cancelled) forgets only this waiter. ``max_errors``
-    polls failing in a row end this watch with the last error.
+    Leaving the block (normally, by an exception, or cancelled) forgets only this waiter. Polls that fail
+    transiently (see ``_outage.is_transient``) end this watch only once they have failed for
+    ``max_outage`` seconds in a row (None: never); ``log`` gets the outage's start and end lines.
     """
     check_reference(run_id, "run_id")
     interval = check_positive(poll_interval, "poll_interval")
-    if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
-        raise ValueError(f"max_errors must be an integer >= 1, not {max_errors!r}")
+    outage = Outage(log, f"Airplane run {run_id}", max_outage)
     key = (asyncio.get_running_loop(), airplane_conn_id, env_slug)
     watcher = _WATCHERS.get(key)
     if watcher is None or watcher.closed:
         watcher = _WATCHERS[key] = RunWatcher(airplane_conn_id, env_slug)
-    watch = RunWatch(run_id, interval, max_errors)
+    watch = RunWatch(run_id, interval, outage)
     watcher.add(watch)
     try:
         yield watch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator, Hashable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage, is_transient
 from airflow_provider_airplane._validation import check_positive, check_reference
-from airflow_provider_airplane.exceptions import AirplaneApiError
+from airflow_provider_airplane.exceptions import AirplaneOutageError
 from airflow_provider_airplane.hooks._api import ApiCore
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
@@ -29,7 +31,6 @@ from airflow_provider_airplane.triggers._events import (
 from airflow_provider_airplane.triggers._watcher import watch_run
 from airflow_provider_airplane.version_compat import AIRFLOW_V_3_3_PLUS
 
-DEFAULT_MAX_POLL_ERRORS = 5
 # Bound on a cancel issued while the trigger is being torn down (on_kill has its own 30 s bound on 3.3+;
 # the < 3.3 fallback runs inside the triggerer's cancellation path, which nothing else bounds).
 CANCEL_TIMEOUT = 25.0
@@ -41,16 +42,9 @@ _EVENT_STATUS = {
 }
 
 
-def _is_transient(error: Exception) -> bool:
-    """No answer, 429 or 5xx are worth another poll; 4xx (bad key, unknown run) will not get better."""
-    if isinstance(error, AirplaneApiError):
-        status = error.status_code
-        return status is None or status == 429 or status >= 500
-    return isinstance(error, (TimeoutError, OSError))
-
-
 class AirplaneRunTrigger(BaseTrigger):
-    """Poll one Airplane run and fire exactly one event when it ends, its deadline passes, or polling fails.
+    """Poll one Airplane run and fire exactly one event when it ends, its deadline passes, or the API has
+    been out of reach for longer than ``max_outage``.
 
     Event payload: ``{"status": "success" | "failed" | "cancelled" | "timeout" | "error", "run_id",
     "run_status", "message"}``. The trigger never cancels on ``timeout`` or ``error``: the operator's
@@ -68,7 +62,10 @@ class AirplaneRunTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the run when a user kills the deferred task (the operator's choice;
         a sensor watches a run it does not own and passes False).
     :param env_slug: environment override for this run, as on the operator.
-    :param max_poll_errors: consecutive failed polls tolerated before an ``error`` event.
+    :param max_outage: seconds the API may fail to answer in a row (no answer, 429, 5xx, an answer that is
+        not its JSON) before an ``error`` event; None: any length. The run is never cancelled for it.
+    :param max_poll_errors: deprecated and ignored (a count of failed polls, replaced by ``max_outage``);
+        accepted so that triggers serialized by an earlier version still load.
     """
 
     def __init__(
@@ -80,20 +77,26 @@ class AirplaneRunTrigger(BaseTrigger):
         end_time: float | None = None,
         cancel_on_kill: bool = True,
         env_slug: str | None = None,
-        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
+        max_poll_errors: int | None = None,
     ) -> None:
         super().__init__()
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, not {poll_interval!r}")
-        if max_poll_errors < 1:
-            raise ValueError(f"max_poll_errors must be at least 1, not {max_poll_errors!r}")
+        if max_poll_errors is not None:
+            warnings.warn(
+                "AirplaneRunTrigger(max_poll_errors=) is ignored: failed polls are bounded by max_outage "
+                "(seconds the API may be out of reach) since version 1.1",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.run_id = run_id
         self.airplane_conn_id = airplane_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
         self.cancel_on_kill = cancel_on_kill
         self.env_slug = env_slug
-        self.max_poll_errors = max_poll_errors
+        self.max_outage = check_max_outage(max_outage)
         # Set just before the event is yielded: after that, killing the task must not cancel the run
         # (an error event means "could not watch it", not "stop it").
         self._fired_event = False
@@ -109,7 +112,7 @@ class AirplaneRunTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "cancel_on_kill": self.cancel_on_kill,
                 "env_slug": self.env_slug,
-                "max_poll_errors": self.max_poll_errors,
+                "max_outage": self.max_outage,
             },
         )
 
@@ -132,7 +135,7 @@ class AirplaneRunTrigger(BaseTrigger):
         yield TriggerEvent(payload)
 
     async def _wait(self) -> dict[str, Any]:
-        """Wait until the run ends, the deadline passes, or ``max_poll_errors`` polls in a row fail.
+        """Wait until the run ends, the deadline passes, or the API is out of reach past ``max_outage``.
 
         Through the watcher this triggerer shares for the connection: one listing per interval for all
         of its waiting runs, instead of a ``runs/get`` each.
@@ -142,7 +145,8 @@ class AirplaneRunTrigger(BaseTrigger):
             airplane_conn_id=self.airplane_conn_id,
             env_slug=self.env_slug,
             poll_interval=self.poll_interval,
-            max_errors=self.max_poll_errors,
+            max_outage=self.max_outage,
+            log=self.log,
         ) as watch:
             try:
                 async with asyncio.timeout(self._remaining()) as deadline:
@@ -150,15 +154,10 @@ class AirplaneRunTrigger(BaseTrigger):
             except Exception as err:
                 if isinstance(err, TimeoutError) and deadline.expired():
                     return self._timeout_payload(watch.last_status)
-                if not _is_transient(err):
-                    return self._payload(
-                        "error", watch.last_status, f"Cannot watch Airplane run {self.run_id}: {err}"
-                    )
+                if isinstance(err, AirplaneOutageError) or is_transient(err):
+                    return self._payload("error", watch.last_status, str(err))
                 return self._payload(
-                    "error",
-                    watch.last_status,
-                    f"Could not poll Airplane run {self.run_id} {self.max_poll_errors} times in a row; "
-                    f"the run was left as it is. Last error: {err}",
+                    "error", watch.last_status, f"Cannot watch Airplane run {self.run_id}: {err}"
                 )
         self.log.info("Airplane run %s is %s", self.run_id, run.status)
         return self._terminal_payload(run)

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -89,7 +90,7 @@ def test_serialize_round_trips_without_the_api_key(airplane_conn: AirplaneEmulat
         end_time=1_900_000_000.5,
         cancel_on_kill=False,
         env_slug="staging",
-        max_poll_errors=3,
+        max_outage=timedelta(minutes=20),
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_airplane.triggers.airplane.AirplaneRunTrigger"
@@ -100,7 +101,7 @@ def test_serialize_round_trips_without_the_api_key(airplane_conn: AirplaneEmulat
         "end_time": 1_900_000_000.5,
         "cancel_on_kill": False,
         "env_slug": "staging",
-        "max_poll_errors": 3,
+        "max_outage": 1200.0,
     }
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
@@ -113,9 +114,18 @@ def test_defaults_match_the_pinned_signature() -> None:
     _, kwargs = AirplaneRunTrigger(run_id="r", airplane_conn_id="c", poll_interval=1).serialize()
     assert kwargs["end_time"] is None
     assert kwargs["cancel_on_kill"] is True
+    assert kwargs["max_outage"] == 1800.0
 
 
-@pytest.mark.parametrize(("field", "value"), [("poll_interval", 0), ("max_poll_errors", 0)])
+def test_a_trigger_serialized_with_max_poll_errors_still_loads() -> None:
+    """Triggers written by 1.0 carry max_poll_errors; after an upgrade they load with the default."""
+    with pytest.warns(DeprecationWarning, match="max_poll_errors.*ignored.*max_outage"):
+        trigger = AirplaneRunTrigger(run_id="r", airplane_conn_id="c", poll_interval=1, max_poll_errors=5)
+    assert "max_poll_errors" not in trigger.serialize()[1]
+    assert trigger.max_outage == 1800.0
+
+
+@pytest.mark.parametrize(("field", "value"), [("poll_interval", 0), ("max_outage", 0), ("max_outage", -1)])
 def test_rejects_nonsense_settings(field: str, value: float) -> None:
     kwargs: dict[str, Any] = {"poll_interval": 1, field: value}
     with pytest.raises(ValueError, match=field):
@@ -192,9 +202,9 @@ async def test_deadline_interrupts_a_slow_poll(airplane_conn: AirplaneEmulator) 
 
 async def test_transient_errors_are_retried_then_success(airplane_conn: AirplaneEmulator) -> None:
     run_id = start_run(airplane_conn, output={"ok": True}, duration=0.2)
-    # More 503s than the hook's 10 attempts: the trigger itself has to poll again.
+    # More 503s than one poll's attempts: the trigger itself has to poll again.
     airplane_conn.inject_fault("/v0/runs/get", status=503, count=13)
-    [event] = await collect(make_trigger(run_id, max_poll_errors=3))
+    [event] = await collect(make_trigger(run_id))
     assert event["status"] == "success"
     assert airplane_conn.request_counts()["/v0/runs/get"] >= 14
 
@@ -220,17 +230,19 @@ async def test_persistent_errors_end_in_an_error_event_without_cancel(
 ) -> None:
     run_id = start_run(airplane_conn, duration=30)
     airplane_conn.inject_fault("/v0/runs/get", status=500, rate=1.0)
-    [event] = await collect(make_trigger(run_id, max_poll_errors=2))
+    [event] = await collect(make_trigger(run_id, max_outage=2))
     assert event["status"] == "error"
     assert event["run_id"] == run_id
-    assert "2 times in a row" in event["message"]
+    assert "longer than max_outage=2.0s" in event["message"]
+    assert "HTTP 500" in event["message"]
+    assert "The run was left as it is" in event["message"]
     assert "/v0/runs/cancel" not in airplane_conn.request_counts()
     airplane_conn.clear_faults()
     assert emulated_run(airplane_conn, run_id)["status"] in RUNNING
 
 
 async def test_unknown_run_is_an_error_at_once(airplane_conn: AirplaneEmulator) -> None:
-    [event] = await collect(make_trigger("run_does_not_exist", max_poll_errors=5))
+    [event] = await collect(make_trigger("run_does_not_exist"))
     assert event["status"] == "error"
     assert event["run_status"] is None
     assert airplane_conn.request_counts()["/v0/runs/get"] == 1
@@ -332,7 +344,7 @@ async def test_no_cancel_after_the_event_fired(airplane_conn: AirplaneEmulator) 
     """An error event says "could not watch"; killing the task afterwards must not stop the run."""
     run_id = start_run(airplane_conn, duration=30)
     airplane_conn.inject_fault("/v0/runs/get", status=500, rate=1.0)
-    trigger = make_trigger(run_id, max_poll_errors=1)
+    trigger = make_trigger(run_id, max_outage=0.5)
     [event] = await collect(trigger)
     assert event["status"] == "error"
     airplane_conn.clear_faults()

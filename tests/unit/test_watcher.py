@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_airplane.exceptions import AirplaneApiError, AirplaneAuthError, AirplaneNotFoundError
+from airflow_provider_airplane.exceptions import (
+    AirplaneAuthError,
+    AirplaneNotFoundError,
+    AirplaneOutageError,
+)
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook, AirplaneHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
 from airflow_provider_airplane.testing import AirplaneEmulator
@@ -188,7 +192,7 @@ async def test_unknown_run_fails_only_its_waiter(airplane_conn: AirplaneEmulator
 async def test_5xx_backs_off_for_all_waiters_together(airplane_conn: AirplaneEmulator) -> None:
     n = 30
     run_ids = start_runs(airplane_conn, [2.5] * n)
-    waiting = asyncio.gather(*(wait_one(run_id, max_errors=20) for run_id in run_ids))
+    waiting = asyncio.gather(*(wait_one(run_id, max_outage=60) for run_id in run_ids))
     await asyncio.sleep(0.5)  # every run has had its first check
 
     airplane_conn.inject_fault(status=503, rate=1.0)
@@ -198,9 +202,9 @@ async def test_5xx_backs_off_for_all_waiters_together(airplane_conn: AirplaneEmu
 
     assert all(run.status is RunStatus.SUCCEEDED for run in results)
     faulted = [entry for entry in airplane_conn.request_log() if entry["status"] == 503]
-    # Each failed poll is one call the hook retries 10 times; polls back off 0.2, 0.4, 0.8 s (jittered),
-    # so at most about 6 polls fail. One call per waiter would be 30 * 10 requests per interval.
-    assert 10 <= len(faulted) <= 80
+    # Each failed poll is one call the hook tries 3 times; polls back off 0.2, 0.4, 0.8 s (jittered),
+    # so at most about 6 polls fail. One call per waiter would be 30 * 3 requests per interval.
+    assert 3 <= len(faulted) <= 30
 
 
 async def test_retry_after_holds_the_next_poll(
@@ -208,7 +212,7 @@ async def test_retry_after_holds_the_next_poll(
 ) -> None:
     monkeypatch.setattr(AirplaneAsyncHook, "retry_after_max", 0.001)  # the hook's own waits stay short
     run_ids = start_runs(airplane_conn, [3.0] * 10)
-    waiting = asyncio.gather(*(wait_one(run_id, max_errors=20) for run_id in run_ids))
+    waiting = asyncio.gather(*(wait_one(run_id, max_outage=60) for run_id in run_ids))
     await asyncio.sleep(0.5)
 
     airplane_conn.inject_fault(status=429, rate=1.0, headers={"Retry-After": "2"})
@@ -218,19 +222,40 @@ async def test_retry_after_holds_the_next_poll(
 
     assert all(run.status is RunStatus.SUCCEEDED for run in results)
     faulted = [entry for entry in airplane_conn.request_log() if entry["status"] == 429]
-    # Two failed polls (10 attempts each) fit in 2.5 s when each is followed by 2 s; the poll interval
+    # Two failed polls (3 attempts each) fit in 2.5 s when each is followed by 2 s; the poll interval
     # alone (0.2, 0.4, 0.8, 1.6 s) would allow five.
-    assert 10 <= len(faulted) <= 20
+    assert 3 <= len(faulted) <= 6
 
 
-async def test_errors_reach_waiters_after_bounded_failures(airplane_conn: AirplaneEmulator) -> None:
+async def test_an_outage_past_max_outage_reaches_waiters_with_its_length(
+    airplane_conn: AirplaneEmulator,
+) -> None:
     run_ids = start_runs(airplane_conn, [30.0] * 3)
     airplane_conn.inject_fault(status=503, rate=1.0)
+    began = time.monotonic()
 
-    results = await wait_all(run_ids, max_errors=2)
+    results = await wait_all(run_ids, max_outage=1.5)
 
-    assert all(isinstance(error, AirplaneApiError) and error.status_code == 503 for error in results)
+    assert 1.5 <= time.monotonic() - began < 6
+    for error in results:
+        assert isinstance(error, AirplaneOutageError)
+        assert error.status_code == 503
+        assert "longer than max_outage=1.5s" in str(error)
+        assert "HTTP 503" in str(error)
     assert airplane_conn.request_counts().get(GET, 0) + airplane_conn.request_counts().get(LIST, 0) <= 40
+
+
+async def test_one_unreadable_listing_fails_no_waiter(airplane_conn: AirplaneEmulator) -> None:
+    """Review 2.3: a 200 that is not the API's JSON is transient, not every waiter's end."""
+    run_ids = start_runs(airplane_conn, [1.5] * 4)
+    waiting = asyncio.gather(*(wait_one(run_id) for run_id in run_ids))
+    await asyncio.sleep(0.6)
+    airplane_conn.inject_fault(
+        LIST, status=200, body="<html><body>Sign in to continue</body></html>", count=4
+    )
+    airplane_conn.inject_fault(GET, status=200, body='{"id": "run', count=4)
+    results = await waiting
+    assert [run.status for run in results] == [RunStatus.SUCCEEDED] * 4
 
 
 async def test_a_refused_listing_reaches_every_waiter_at_once(airplane_conn: AirplaneEmulator) -> None:
@@ -259,8 +284,8 @@ async def test_arguments_are_checked(airplane_conn: AirplaneEmulator) -> None:
     with pytest.raises(ValueError, match="poll_interval"):
         async with watch_run("run1", poll_interval=0):
             pass
-    with pytest.raises(ValueError, match="max_errors"):
-        async with watch_run("run1", max_errors=0):
+    with pytest.raises(ValueError, match="max_outage"):
+        async with watch_run("run1", max_outage=0):
             pass
 
 
@@ -270,7 +295,7 @@ async def test_retry_after_date_holds_the_next_poll(
     """Issue 13.1: an HTTP-date holds the shared poll as delay-seconds do."""
     monkeypatch.setattr(AirplaneAsyncHook, "retry_after_max", 0.001)  # the hook's own waits stay short
     run_ids = start_runs(airplane_conn, [4.0] * 5)
-    waiting = asyncio.gather(*(wait_one(run_id, max_errors=20) for run_id in run_ids))
+    waiting = asyncio.gather(*(wait_one(run_id, max_outage=60) for run_id in run_ids))
     await asyncio.sleep(0.5)
 
     until = formatdate(time.time() + 3, usegmt=True)
@@ -281,9 +306,9 @@ async def test_retry_after_date_holds_the_next_poll(
 
     assert all(run.status is RunStatus.SUCCEEDED for run in results)
     faulted = [entry for entry in airplane_conn.request_log() if entry["status"] == 429]
-    # One failed poll (10 attempts), then nothing until the date; backoff alone (0.2, 0.4, 0.8 s) would
+    # One failed poll (3 attempts), then nothing until the date; backoff alone (0.2, 0.4, 0.8 s) would
     # have polled three or four times in the 2 s.
-    assert 10 <= len(faulted) <= 19
+    assert 3 <= len(faulted) <= 5
 
 
 async def test_a_waiter_joining_during_an_outage_gets_its_own_error_budget(
@@ -292,13 +317,13 @@ async def test_a_waiter_joining_during_an_outage_gets_its_own_error_budget(
     """Issue 13.2: failures before a waiter joined are not charged to it."""
     early, late = start_runs(airplane_conn, [60.0, 6.0])
     airplane_conn.inject_fault(status=503, rate=1.0)
-    first = asyncio.ensure_future(wait_one(early, max_errors=3))
-    while len([e for e in airplane_conn.request_log() if e["status"] == 503]) < 20:  # two failed polls
+    first = asyncio.ensure_future(wait_one(early, max_outage=3.0))
+    while len([e for e in airplane_conn.request_log() if e["status"] == 503]) < 6:  # two failed polls
         await asyncio.sleep(0.05)
 
-    second = asyncio.ensure_future(wait_one(late, max_errors=3))
-    with pytest.raises(AirplaneApiError):
-        await first  # its third failed poll
+    second = asyncio.ensure_future(wait_one(late, max_outage=3.0))
+    with pytest.raises(AirplaneOutageError):
+        await first  # 3 s of failures of its own
     airplane_conn.clear_faults()
 
     assert (await second).status is RunStatus.SUCCEEDED  # one or two failures of its own: still waiting
