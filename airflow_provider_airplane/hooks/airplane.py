@@ -134,10 +134,14 @@ class _AirplaneHookBase(BaseHook):
         self._announce_outages = announce
         return self
 
-    def _outage_for(self, op: Operation[Any]) -> Outage | None:
-        """A fresh outage for one read of a hook that rides them; None for writes and other hooks."""
+    def _outage_for(self, op: Operation[Any], budget: float | None) -> Outage | None:
+        """A fresh outage for one read of a hook that rides them; None for writes and other hooks.
+
+        A read with a budget (a run's log lines) is bounded by it and reported by its caller: quiet."""
         if not self._rides_outages or op.method != "GET":
             return None
+        if budget is not None:
+            return Outage(self.log, f"Airplane {op.subject}", None, announce=False)
         return Outage(self.log, f"Airplane {op.subject}", self._max_outage, announce=self._announce_outages)
 
     def __repr__(self) -> str:
@@ -284,7 +288,7 @@ class AirplaneHook(_AirplaneHookBase):
         budget: float | None = None,
         outage: Outage | None = None,
     ) -> T:
-        policy = self._policy(budget=budget, outage=outage or self._outage_for(op))
+        policy = self._policy(budget=budget, outage=outage or self._outage_for(op, budget))
         return self._drive(self.api.start(op, policy=policy, log=self.log, idempotency_key=idempotency_key))
 
     def execute_task(
@@ -566,7 +570,7 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         self, op: Operation[T], *, budget: float | None = None, outage: Outage | None = None
     ) -> T:
         api = await self._get_api()
-        policy = self._policy(budget=budget, outage=outage or self._outage_for(op))
+        policy = self._policy(budget=budget, outage=outage or self._outage_for(op, budget))
         call = api.start(op, policy=policy, log=self.log)
         delay = call.feed(await self._exchange(call.request))
         while delay is not None:

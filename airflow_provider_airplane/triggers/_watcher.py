@@ -50,8 +50,11 @@ OVERLAP = 5.0
 RECHECK_POLLS = 30
 # New runs arriving within this many seconds (or one interval, if shorter) share their first check.
 FIRST_CHECK_DELAY = 1.0
-# Failed polls back off from the poll interval, doubling, up to this.
-MAX_BACKOFF = 300.0
+# Failed polls back off from the poll interval, doubling, up to this (or the interval, if longer): an
+# outage costs a poll a minute, and a run that ended meanwhile is seen within a minute of the API's return.
+MAX_BACKOFF = 60.0
+# A Retry-After is honoured up to this.
+RETRY_AFTER_MAX = 300.0
 MAX_CONCURRENT_GETS = 20
 # Worst drift assumed between the local monotonic clock and the server's clock (100 ppm).
 CLOCK_DRIFT = 1e-4
@@ -302,9 +305,10 @@ class RunWatcher:
         for watch in given_up:
             self._fail([watch], watch.outage.error(status_code=status))
         interval = self._interval
-        delay = min(MAX_BACKOFF, interval * 2.0 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
+        cap = max(MAX_BACKOFF, interval)
+        delay = min(cap, interval * 2.0 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
         if self._hook.retry_after is not None:
-            delay = max(delay, min(self._hook.retry_after, MAX_BACKOFF))
+            delay = max(delay, min(self._hook.retry_after, RETRY_AFTER_MAX))
         # Never sleep past the moment a waiter's max_outage ends: it gets one more poll right then.
         remaining = [
             r for entry in self._entries.values() for w in entry.watches if (r := w.outage.remaining)

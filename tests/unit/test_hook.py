@@ -655,7 +655,7 @@ def test_execute_answer_with_id_instead_of_run_id(
 ) -> None:
     airplane_conn.inject_fault(EXECUTE, status=200, body='{"id": "run_from_id"}')
     assert hook.execute_task("anything") == "run_from_id"
-    airplane_conn.inject_fault(EXECUTE, status=200, body='{"isCached": false}')
+    airplane_conn.inject_fault(EXECUTE, status=200, body='{"isCached": false}', count=20)
     with pytest.raises(AirplaneApiError, match="no runID"):
         hook.execute_task("anything")
 
