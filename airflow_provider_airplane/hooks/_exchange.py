@@ -230,6 +230,7 @@ class Call(Generic[T]):
     ) -> None:
         self.op = op
         self._request = request
+        self._sent = request  # the last request handed out: its timeout is the one an error names
         self.config = config
         self.policy = policy
         self.log = log
@@ -246,10 +247,10 @@ class Call(Generic[T]):
     def request(self) -> HttpRequest:
         """The request for the next attempt: with a budget, its timeout is what is left of the budget."""
         budget = self.policy.budget
-        if budget is None:
-            return self._request
-        left = budget - (time.monotonic() - self.started)
-        return replace(self._request, timeout=max(0.001, min(self._request.timeout, left)))
+        if budget is not None:
+            left = budget - (time.monotonic() - self.started)
+            self._sent = replace(self._request, timeout=max(0.001, min(self._request.timeout, left)))
+        return self._sent
 
     def feed(self, outcome: Answer | Failure) -> float | None:
         self.attempts += 1
@@ -333,7 +334,7 @@ class Call(Generic[T]):
             kind = {
                 "dns": "the host name does not resolve",
                 "refused": "connection refused",
-                "timeout": f"no answer within {self.request.timeout:g}s",
+                "timeout": f"no answer within {self._sent.timeout:.3g}s",
                 "connection": "the connection failed",
             }[outcome.kind]
             return self._error(
