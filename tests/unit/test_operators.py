@@ -24,6 +24,7 @@ from airflow_provider_airplane.exceptions import (
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
+from airflow_provider_airplane.models import AirplaneRun
 from airflow_provider_airplane.operators._reattach import idempotency_key
 from airflow_provider_airplane.operators.airplane import (
     AirplaneCancelRunOperator,
@@ -373,12 +374,13 @@ def test_run_in_storage_zone_warns_and_returns_none(
     # The emulator serves no zones; only the run object can say so.
     import dataclasses
 
-    real_get_run = AirplaneHook.get_run
-    monkeypatch.setattr(
-        AirplaneHook,
-        "get_run",
-        lambda self, run_id: dataclasses.replace(real_get_run(self, run_id), zone_id="zon1"),
-    )
+    real_call = AirplaneHook._call
+
+    def call_in_a_zone(self: AirplaneHook, op: Any, **kwargs: Any) -> Any:
+        result = real_call(self, op, **kwargs)
+        return dataclasses.replace(result, zone_id="zon1") if isinstance(result, AirplaneRun) else result
+
+    monkeypatch.setattr(AirplaneHook, "_call", call_in_a_zone)
     assert op(slug="instant").execute(task_ctx()) is None
     assert "storage zone zon1" in logged(capfd)
 

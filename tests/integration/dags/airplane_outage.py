@@ -16,13 +16,21 @@ from airflow_provider_airplane.sensors.airplane import AirplaneRunSensor
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
 POLL = 2.0
+# An environment of their own: the test tells the triggerer's listings for these waits from the event
+# watchers' by the environment header.
+ENV = "outage"
 
 with DAG("it_outage", schedule=None, start_date=START, catchup=False, tags=["integration"]):
     AirplaneExecuteTaskOperator(
-        task_id="worker", slug="outage_worker", deferrable=False, poll_interval=POLL, show_logs=False
+        task_id="worker",
+        slug="outage_worker",
+        deferrable=False,
+        poll_interval=POLL,
+        show_logs=False,
+        env_slug=ENV,
     )
     AirplaneExecuteTaskOperator(
-        task_id="deferred", slug="outage_deferred", deferrable=True, poll_interval=POLL
+        task_id="deferred", slug="outage_deferred", deferrable=True, poll_interval=POLL, env_slug=ENV
     )
     for mode, deferrable in (("poke", False), ("reschedule", False), ("deferrable", True)):
         AirplaneRunSensor(
@@ -32,6 +40,7 @@ with DAG("it_outage", schedule=None, start_date=START, catchup=False, tags=["int
             deferrable=deferrable,
             poke_interval=POLL,
             timeout=1800,
+            env_slug=ENV,
         )
 
 with DAG("it_outage_past", schedule=None, start_date=START, catchup=False, tags=["integration"]):
