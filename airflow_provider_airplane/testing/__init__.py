@@ -16,7 +16,14 @@ computed from timestamps when looked at. Admin routes (no auth): ``POST/GET /_em
 ``POST /_emulator/keys``, ``POST/DELETE /_emulator/faults``, ``GET /_emulator/requests`` (counts),
 ``GET /_emulator/log``, ``GET /_emulator/runs``, ``POST /_emulator/runs/end``, ``POST /_emulator/reset``,
 ``GET/POST /_emulator/clock``, ``GET/POST /_emulator/logs-endpoint`` (``{"enabled": false}``: ``runs/getLogs``
-answers 404). ``GET /runs/<run id>`` (no auth) is a run page: status, times, params, outputs and log lines.
+answers 404), ``GET/POST /_emulator/settings`` (the profile and the hostile knobs of ``_hostile.py``),
+``GET/POST/DELETE /_emulator/outage``. ``GET /runs/<run id>`` (no auth) is a run page: status, times,
+params, outputs and log lines.
+
+``runs/get`` and ``runs/list`` answer the public run object only (no ``taskSlug``);
+``profile="dev-server"`` adds the fields of the CLI's dev server. ``realistic=True`` turns on latency,
+errors, a lagging and shifting listing, late and overlapping log lines and late cancels, with a seed
+printed at start that ``seed=`` replays.
 """
 
 from __future__ import annotations

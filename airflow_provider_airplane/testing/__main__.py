@@ -4,6 +4,7 @@
 
 The first line on stdout is the base URL (without ``/v0``), so a parent process can read it and go.
 ``tasks.json`` maps each task slug to ``add_task``'s keyword arguments. Stops on SIGINT or SIGTERM.
+``--realistic`` (or any hostile flag) prints the seed on stderr; ``--seed`` replays it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from airflow_provider_airplane.testing._hostile import KNOBS, parse_mix
 from airflow_provider_airplane.testing._server import AirplaneEmulator
+from airflow_provider_airplane.testing._state import PROFILES, PUBLIC
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -37,8 +40,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the server's clock")
     parser.add_argument(
-        "--cancel-delay", type=float, default=0.0, help="seconds before a cancel request takes effect"
+        "--cancel-delay", type=float, default=None, help="seconds before a cancel request takes effect"
     )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=PUBLIC,
+        help="run objects as the public API or the CLI dev server",
+    )
+    hostile = parser.add_argument_group("hostile conditions (all off by default)")
+    hostile.add_argument(
+        "--realistic", action="store_true", help="turn on the realistic mix of the knobs below"
+    )
+    hostile.add_argument(
+        "--seed", type=int, default=None, help="seed of every random choice, to replay a run"
+    )
+    for name, (default, text) in KNOBS.items():
+        kind = parse_mix if name == "error_mix" else type(default)
+        hostile.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+    hostile.add_argument("--outage", type=float, default=None, metavar="SECONDS", help="start with an outage")
+    hostile.add_argument("--outage-path", default=None, help="the outage hits only this /v0 path")
+    hostile.add_argument("--outage-mix", type=parse_mix, default=None, help="outage modes and weights")
     return parser.parse_args(argv)
 
 
@@ -52,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         clock_offset=args.clock_offset,
         logs_endpoint=not args.no_logs_endpoint,
         cancel_delay=args.cancel_delay,
+        profile=args.profile,
+        realistic=args.realistic,
+        seed=args.seed,
     )
+    emulator.configure(**{name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None})
+    if args.outage is not None:
+        emulator.start_outage(args.outage, path=args.outage_path, mix=args.outage_mix)
     if args.tasks is not None:
         tasks = json.loads(args.tasks.read_text())
         if not isinstance(tasks, dict):

@@ -125,6 +125,27 @@ class EmulatorClient:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change settings by name (as ``AirplaneEmulator.configure``); returns them all as they are now."""
+        return dict(self._call("POST", "settings", settings))
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting, ``seed`` included."""
+        return dict(self._call("GET", "settings"))
+
+    def start_outage(
+        self, seconds: float, *, path: str | None = None, mix: Mapping[str, float] | None = None
+    ) -> None:
+        """For ``seconds``, fail every ``/v0`` request (or those to ``path``) in a mode drawn from ``mix``."""
+        self._call("POST", "outage", {"seconds": seconds, "path": path, "mix": dict(mix or {}) or None})
+
+    def end_outage(self) -> None:
+        self._call("DELETE", "outage")
+
+    def outage(self) -> dict[str, Any]:
+        """``{"active": False}``, or the outage's ``remaining`` seconds, ``path`` and ``mix``."""
+        return dict(self._call("GET", "outage"))
+
     def end_runs(self, slug: str, *, after: float = 0.0) -> int:
         """End every unfinished run of ``slug`` ``after`` seconds from now; returns how many."""
         return int(self._call("POST", "runs/end", {"slug": slug, "after": after})["ended"])

@@ -9,9 +9,11 @@ import asyncio
 import json
 import logging
 import secrets
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from email.utils import formatdate
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from airflow_provider_airplane.testing._page import RUN_PAGE_PREFIX, run_page_handler
-from airflow_provider_airplane.testing._state import ApiError, Fault, Logs, State
+from airflow_provider_airplane.testing._state import PUBLIC, ApiError, Fault, Logs, State
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,6 +63,39 @@ def fault_response(fault: Fault) -> web.Response:
     for name, value in fault.headers.items():  # case-insensitive: a fault's own header wins
         response.headers[name] = value
     return response
+
+
+# What a load balancer in front of the API answers when the API behind it is down or slow.
+_PROXY_PAGE = (
+    "<html><head><title>{status} {phrase}</title></head><body><center><h1>{status} {phrase}</h1>"
+    "</center><hr><center>nginx</center></body></html>"
+)
+# What a captive portal or an SSO proxy answers: a 200 that is a login page, not the API's JSON.
+_LOGIN_PAGE = (
+    "<!doctype html><html><head><title>Sign in</title></head><body><h1>Sign in to continue</h1>"
+    "<form method='post' action='/login'><input name='user'><input name='password' type='password'>"
+    "<button>Sign in</button></form></body></html>"
+)
+
+
+def hostile_response(mode: str) -> web.Response:
+    """The answer of a failure mode that never reaches the API: 429 and 503 are the API shedding load
+    (its JSON error and ``Retry-After``), 502 and 504 a proxy's HTML page, ``html`` a 200 login page."""
+    if mode == "html":
+        return web.Response(status=200, text=_LOGIN_PAGE, content_type="text/html")
+    status = int(mode)
+    if status in (429, 503):
+        response = error_response(status, f"{HTTPStatus(status).phrase}: try again later")
+        response.headers["Retry-After"] = "1"
+        return response
+    page = _PROXY_PAGE.format(status=status, phrase=HTTPStatus(status).phrase)
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+def _truncate(response: web.StreamResponse) -> None:
+    """Cut the body in half, as a connection closed mid-answer by a proxy leaves it."""
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        response.body = response.body[: len(response.body) // 2]
 
 
 def _api_key(request: web.Request) -> str | None:
@@ -236,6 +271,22 @@ class _Admin:
                 self.state.cancel_delay = float(seconds)
         return web.json_response({"seconds": self.state.cancel_delay})
 
+    async def settings(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            self.state.configure(**await _json_object(request))
+        return web.json_response(self.state.settings())
+
+    async def outage(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            body = await _json_object(request)
+            seconds = body.pop("seconds", None)
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ApiError(400, "seconds (a number) is required")
+            self.state.hostile.start_outage(float(seconds), **body)
+        elif request.method == "DELETE":
+            self.state.hostile.end_outage()
+        return web.json_response(self.state.hostile.outage_state())
+
     async def clock(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             offset = (await _json_object(request)).get("offset")
@@ -276,29 +327,44 @@ def build_app(state: State) -> web.Application:
         response.headers["Idempotency-Key"] = idempotency_key
         return response
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith((ADMIN_PREFIX, RUN_PAGE_PREFIX)):
-            return await _answer(request, handler)
+    async def serve_v0(request: web.Request, handler: Handler) -> web.StreamResponse:
         entry = state.record(request.method, request.path, dict(request.query), request.headers)
         fault = state.take_fault(request.path)
-        if fault is not None and fault.delay:
+        mode = state.hostile.failure(request.path) if fault is None else None
+        wait = state.hostile.latency_draw()
+        wait += fault.delay if fault is not None else 0.0
+        wait += state.hostile.get("hang_seconds") if mode == "hang" else 0.0
+        if wait:
             # Read the body first, as a real server has before it is slow: a client that gives up
             # meanwhile loses the answer, not the work (a delayed execute still starts its run).
             await request.read()
-            await asyncio.sleep(fault.delay)
-        if fault is not None and fault.drop:
+            await asyncio.sleep(wait)
+        if (fault is not None and fault.drop) or mode == "drop":
             _drop(request)
             response: web.StreamResponse = web.Response(status=499)  # never reaches the client
             status = None
         else:
             if fault is not None and not fault.only_delays:
                 response = fault_response(fault)
+            elif mode not in (None, "hang", "truncated"):
+                response = hostile_response(mode)
             else:
                 response = await _answer(request, lambda r: serve_api(r, handler))
+                if mode == "truncated":
+                    _truncate(response)
             status = response.status
         with state.lock:
             entry["status"] = status
+        return response
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith((ADMIN_PREFIX, RUN_PAGE_PREFIX)):
+            response = await _answer(request, handler)
+        else:
+            response = await serve_v0(request, handler)
+        # The server's own clock, offset included, as a client comparing clocks would read it.
+        response.headers["Date"] = formatdate(state.now(), usegmt=True)
         return response
 
     app = web.Application(middlewares=[middleware], client_max_size=64 * 1024 * 1024)
@@ -322,6 +388,8 @@ def build_app(state: State) -> web.Application:
     app.router.add_route("*", f"{ADMIN_PREFIX}/clock", admin.clock)
     app.router.add_route("*", f"{ADMIN_PREFIX}/cancel-delay", admin.cancel_delay)
     app.router.add_route("*", f"{ADMIN_PREFIX}/logs-endpoint", admin.logs_endpoint)
+    app.router.add_route("*", f"{ADMIN_PREFIX}/settings", admin.settings)
+    app.router.add_route("*", f"{ADMIN_PREFIX}/outage", admin.outage)
     return app
 
 
@@ -367,7 +435,10 @@ class AirplaneEmulator:
         idempotency_ttl: float = 3600.0,
         clock_offset: float = 0.0,
         logs_endpoint: bool = True,
-        cancel_delay: float = 0.0,
+        cancel_delay: float | None = None,
+        profile: str = PUBLIC,
+        realistic: bool = False,
+        seed: int | None = None,
     ) -> None:
         self.api_key = api_key or "tkn_" + secrets.token_urlsafe(24)
         self.host = host
@@ -377,8 +448,10 @@ class AirplaneEmulator:
             idempotency_ttl,
             clock_offset,
             logs_endpoint=logs_endpoint,
-            cancel_delay=float(cancel_delay),
         )
+        # An explicit cancel_delay wins over the realistic one.
+        delay = {} if cancel_delay is None else {"cancel_delay": cancel_delay}
+        self._state.configure(profile=profile, realistic=realistic, seed=seed, **delay)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
@@ -408,6 +481,14 @@ class AirplaneEmulator:
             thread.join()
             raise failure[0]
         self._thread = thread
+        if self._state.hostile.active:
+            seed = self._state.hostile.seed
+            print(
+                f"Airplane emulator at {self.url}: hostile settings on, seed {seed} (pass seed={seed} "
+                f"or --seed {seed} to reproduce)",
+                file=sys.stderr,
+                flush=True,
+            )
         return self
 
     def stop(self) -> None:
@@ -485,6 +566,33 @@ class AirplaneEmulator:
         with self._state.lock:
             self._state.cancel_delay = float(seconds)
 
+    def configure(self, *, realistic: bool = False, **settings: Any) -> None:
+        """Change settings by name (see ``docs/emulator.md``): ``profile`` (``public``/``dev-server``),
+        ``clock_offset``, ``cancel_delay``, ``seed`` and the hostile knobs of ``_hostile.DEFAULTS``.
+
+        ``realistic=True`` first turns on the realistic mix; settings named here win over it.
+        """
+        self._state.configure(realistic=realistic, **settings)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting as it is now, ``seed`` included."""
+        return self._state.settings()
+
+    @property
+    def seed(self) -> int:
+        """The seed of every hostile random choice; pass it back (``seed=``) to replay a failure."""
+        return self._state.hostile.seed
+
+    def start_outage(
+        self, seconds: float, *, path: str | None = None, mix: Mapping[str, float] | None = None
+    ) -> None:
+        """For ``seconds``, fail every ``/v0`` request (or those to ``path``) in a mode drawn from ``mix``
+        (mode -> weight; default: every mode but 429 alike)."""
+        self._state.hostile.start_outage(seconds, path=path, mix=mix)
+
+    def end_outage(self) -> None:
+        self._state.hostile.end_outage()
+
     def add_task(
         self,
         slug: str,
@@ -555,9 +663,11 @@ class AirplaneEmulator:
         return self._state.request_log()
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run as ``runs/get`` shows it now, oldest first."""
+        """Every run as it is now, oldest first: the public object plus ``taskSlug``, ``envSlug`` and
+        ``envID``, which the API does not show but a test may want to check."""
         return self._state.run_objects()
 
     def reset(self) -> None:
-        """Forget runs, idempotency records, counts, the log and faults (tasks and keys stay)."""
+        """Forget runs, idempotency records, counts, the log, faults and an outage (tasks, keys and
+        settings stay)."""
         self._state.reset()

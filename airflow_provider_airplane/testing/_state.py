@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_provider_airplane.testing._hostile import REALISTIC, Hostile, v0_path
+
 # A run is Queued this long after creation and Active this long after creation (capped by its duration),
 # so a client polling at once sees every state of a run that lasts longer than that.
 QUEUE_DELAY = 0.1
@@ -31,6 +33,11 @@ _KEY_HEADERS = ("x-airplane-api-key", "x-airplane-token")
 LOG_PAGE_SIZE = 100
 Logs = list[str] | int | Callable[[dict[str, Any]], list[str]] | None
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+# How runs/get and runs/list shape a run: the public API's object (reference section 5), or that plus
+# the fields the CLI's dev server adds (its LocalRun), for clients written against the dev server.
+PUBLIC = "public"
+DEV_SERVER = "dev-server"
+PROFILES = (PUBLIC, DEV_SERVER)
 
 
 def new_id(prefix: str, now: float, length: int = 10) -> str:
@@ -110,6 +117,8 @@ class Run:
     # Set by ``end_runs``: the run ends then instead of after its task's duration.
     ends_at: float | None = None
     log_texts: list[str] = field(default_factory=list)
+    # Seconds between writing each line and it being readable (``log_jitter``); empty: none.
+    log_delays: list[float] = field(default_factory=list)
 
     def cancelled_at(self, now: float) -> float | None:
         """When the run became Cancelled, if it has by ``now``."""
@@ -165,13 +174,20 @@ class Run:
         share = (index + 1) / (len(self.log_texts) + 1)
         return self.active + (self.ended - self.active) * share
 
-    def visible_logs(self, now: float) -> int:
-        """How many lines are written by ``now``; a cancel stops the rest."""
+    def readable_logs(self, now: float) -> list[int]:
+        """The lines readable by ``now`` (a cancel stops the rest), in the order they became readable.
+
+        That is timestamp order unless ``log_delays`` let a line become readable after a later one. Lines
+        that become readable later sort after these, so a token (a position here) stays valid.
+        """
         until = now if self.cancelled is None else min(now, self.cancelled - 1e-6)
-        count = 0
-        while count < len(self.log_texts) and self.log_time(count) <= until:
-            count += 1
-        return count
+        delays = self.log_delays or [0.0] * len(self.log_texts)
+        ready = []
+        for index, delay in enumerate(delays):
+            written = self.log_time(index)
+            if written <= until and written + delay <= now:
+                ready.append((written + delay, index))
+        return [index for _, index in sorted(ready)]
 
     def log_item(self, index: int) -> dict[str, Any]:
         return {
@@ -182,8 +198,39 @@ class Run:
             "taskSlug": self.task.slug,
         }
 
-    def to_api(self, now: float) -> dict[str, Any]:
-        """The flat public run object (reference section 5), as of ``now``."""
+    def to_api(self, now: float, profile: str = PUBLIC) -> dict[str, Any]:
+        """The flat public run object (reference section 5) as of ``now``, and with the ``dev-server``
+        profile the fields the CLI's dev server adds."""
+        run = self._public(now)
+        if profile == DEV_SERVER:
+            run.update(
+                runID=self.id,
+                taskSlug=self.task.slug,
+                taskName=self.task.slug,
+                creatorID=self.created_by,
+                parameters=[],
+                parentID="",
+                outputs=self.outputs(now),
+                displays=[],
+                prompts=[],
+                sleeps=[],
+                isWaitingForUser=False,
+                envSlug=self.env_slug or "",
+                isStdAPI=False,
+            )
+        return run
+
+    def admin_view(self, now: float) -> dict[str, Any]:
+        """The public object plus what a test wants to check that the API does not show: the task's
+        slug and the environment the run was started in."""
+        return {
+            **self._public(now),
+            "taskSlug": self.task.slug,
+            "envSlug": self.env_slug,
+            "envID": self.env_id,
+        }
+
+    def _public(self, now: float) -> dict[str, Any]:
         status = self.status(now)
         cancelled = self.cancelled_at(now)
         until = cancelled if cancelled is not None else now
@@ -191,7 +238,6 @@ class Run:
         return {
             "id": self.id,
             "taskID": self.task.id,
-            "taskSlug": self.task.slug,
             "teamID": self.team_id,
             "status": status,
             "paramValues": self.param_values,
@@ -211,8 +257,6 @@ class Run:
             "cancelledBy": self.cancelled_by if cancelled is not None else None,
             "timeout": 3600,
             "zoneID": None,
-            "envSlug": self.env_slug,
-            "envID": self.env_id,
         }
 
 
@@ -256,6 +300,8 @@ class State:
     clock_offset: float
     # Seconds between a cancel request and the run reading Cancelled (the API cancels asynchronously).
     cancel_delay: float = 0.0
+    profile: str = PUBLIC
+    hostile: Hostile = field(default_factory=Hostile)
     lock: threading.RLock = field(default_factory=threading.RLock)
     team_id: str = ""
     keys: dict[str, bool] = field(default_factory=dict)
@@ -338,8 +384,7 @@ class State:
             raise ValueError("rate is a probability between 0 and 1")
         if count < 1 and rate is None:
             raise ValueError("count must be >= 1")
-        if path is not None and not path.startswith("/v0/"):
-            path = "/v0/" + path.lstrip("/")
+        path = v0_path(path)
         with self.lock:
             self.faults.append(
                 Fault(path, status, count, rate, dict(headers or {}), body, drop, max(0.0, delay))
@@ -362,14 +407,45 @@ class State:
         with self.lock:
             self.faults.clear()
 
+    def configure(self, *, realistic: bool = False, **settings: Any) -> None:
+        """Change settings by name: ``profile``, ``clock_offset``, ``cancel_delay``, ``seed`` and the
+        hostile knobs; ``realistic`` first applies the realistic mix (named settings win over it)."""
+        if realistic:
+            settings = {**REALISTIC, **settings}
+        profile = settings.pop("profile", self.profile)
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+        offset = settings.pop("clock_offset", self.clock_offset)
+        delay = settings.pop("cancel_delay", self.cancel_delay)
+        for name, value in (("clock_offset", offset), ("cancel_delay", delay)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number of seconds")
+        if delay < 0:
+            raise ValueError("cancel_delay must be >= 0")
+        self.hostile.configure(**settings)
+        with self.lock:
+            self.profile, self.clock_offset, self.cancel_delay = profile, float(offset), float(delay)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting ``configure`` takes, as it is now (``seed`` included)."""
+        with self.lock:
+            own = {
+                "profile": self.profile,
+                "clock_offset": self.clock_offset,
+                "cancel_delay": self.cancel_delay,
+            }
+        return {**own, **self.hostile.settings()}
+
     def reset(self) -> None:
-        """Forget runs, idempotency records, counts, the log and faults; keep tasks and keys."""
+        """Forget runs, idempotency records, counts, the log, faults and an outage; keep tasks, keys
+        and settings."""
         with self.lock:
             self.runs.clear()
             self.idempotency.clear()
             self.faults.clear()
             self.counts.clear()
             self.log.clear()
+        self.hostile.end_outage()
 
     def request_counts(self) -> dict[str, int]:
         with self.lock:
@@ -380,10 +456,10 @@ class State:
             return [dict(entry) for entry in self.log]
 
     def run_objects(self) -> list[dict[str, Any]]:
-        """Every run as the API shows it, oldest first."""
+        """Every run as it is now (not as a lagging listing shows it), oldest first, in the admin view."""
         with self.lock:
             now = self.now()
-            return [run.to_api(now) for run in self.runs.values()]
+            return [run.admin_view(now) for run in self.runs.values()]
 
     def tasks(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -507,20 +583,25 @@ class State:
                 output=output,
                 error=error or log_error,
                 log_texts=log_texts,
+                log_delays=self.hostile.log_delays(len(log_texts)),
             )
             self.runs[run.id] = run
             return run.id
 
     def get_run(self, run_id: str | None) -> dict[str, Any]:
         with self.lock:
-            return self._run(run_id).to_api(self.now())
+            return self._run(run_id).to_api(self.now(), self.profile)
 
     def get_outputs(self, run_id: str | None) -> Any:
         with self.lock:
             return self._run(run_id).outputs(self.now())
 
     def get_logs(self, run_id: str | None, prev_token: str | None) -> dict[str, Any]:
-        """One page of the lines written so far after ``prev_token``; no lines: an empty token."""
+        """One page of the lines readable so far after ``prev_token``; no new lines: an empty token.
+
+        With ``log_overlap`` a page with new lines starts that many lines before the token.
+        """
+        overlap = self.hostile.get("log_overlap")
         with self.lock:
             run = self._run(run_id)
             start = 0
@@ -529,8 +610,10 @@ class State:
                 if owner != run.id or not index.isdigit():
                     raise ApiError(400, f"Invalid prev_token: {prev_token!r}")
                 start = int(index)
-            end = min(run.visible_logs(self.now()), start + LOG_PAGE_SIZE)
-            items = [run.log_item(i) for i in range(start, end)]
+            readable = run.readable_logs(self.now())
+            end = min(len(readable), start + LOG_PAGE_SIZE)
+            first = max(0, start - overlap)
+            items = [run.log_item(i) for i in readable[first:end]] if end > start else []
             return {
                 "runID": run.id,
                 "logs": items,
@@ -543,8 +626,8 @@ class State:
         with self.lock:
             run = self._run(run_id)
             now = self.now()
-            items = [run.log_item(i) for i in range(run.visible_logs(now))]
-            return run.to_api(now), items, run.outputs(now)
+            items = [run.log_item(i) for i in sorted(run.readable_logs(now))]
+            return run.admin_view(now), items, run.outputs(now)
 
     def cancel(self, run_id: str | None, user: str) -> None:
         with self.lock:
@@ -566,22 +649,35 @@ class State:
         limit: int,
         page: int,
     ) -> list[dict[str, Any]]:
-        """One page, most recent first; ``since`` is inclusive and ``until`` exclusive."""
+        """One page, most recent first; ``since`` is inclusive and ``until`` exclusive.
+
+        With ``list_lag`` the page shows the runs as they were that many seconds ago (an API server
+        behind the others). With ``list_shift`` runs are ordered by their last change, so one that
+        changes between page reads moves to the front, and a page after the first may start one run
+        early, as if a run had been created since the previous page was read.
+        """
+        lag, shift = self.hostile.get("list_lag"), self.hostile.get("list_shift")
+        early = 1 if page > 0 and self.hostile.list_shifted() else 0
         with self.lock:
-            now = self.now()
+            view = self.now() - lag
             chosen = []
             for run in reversed(self.runs.values()):
+                if run.created > view:
+                    continue
                 if task_id and run.task.id != task_id:
                     continue
                 if task_slug and run.task.slug != task_slug:
                     continue
-                updated = run.updated(now)
+                updated = run.updated(view)
                 if since is not None and updated < since:
                     continue
                 if until is not None and updated >= until:
                     continue
-                chosen.append(run)
-            return [run.to_api(now) for run in chosen[page * limit : (page + 1) * limit]]
+                chosen.append((updated, run))
+            if shift:
+                chosen.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties stay newest first
+            start = max(0, page * limit - early)
+            return [run.to_api(view, self.profile) for _, run in chosen[start : start + limit]]
 
     def _run(self, run_id: str | None) -> Run:
         if not run_id:
