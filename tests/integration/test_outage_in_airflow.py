@@ -28,10 +28,9 @@ ENDED = "answers again after an outage"
 ENV = "outage"  # the environment of it_outage's tasks (dags/airplane_outage.py)
 
 
-def start_outage(emulator: EmulatorClient) -> None:
+def start_outage(emulator: EmulatorClient, seconds: float) -> None:
     """Every API request fails: about half with a 503, the rest with a dropped connection."""
-    emulator.inject_fault(status=503, rate=0.5, body='{"error": "upstream unavailable"}')
-    emulator.inject_fault(drop=True, rate=1.0)
+    emulator.start_outage(seconds, mix={"503": 1, "drop": 1})
 
 
 def execute(stack: AirflowStack, slug: str) -> str:
@@ -87,9 +86,9 @@ def test_a_two_minute_outage_costs_no_run_in_any_waiting_mode(
     time.sleep(5)  # every waiter is polling
 
     began = emulator.request_log()[-1]["time"]
-    start_outage(emulator)
+    start_outage(emulator, OUTAGE_SECONDS)
     time.sleep(OUTAGE_SECONDS)
-    emulator.clear_faults()
+    emulator.end_outage()
     ended = emulator.request_log()[-1]["time"]
     for slug in slugs.values():
         emulator.end_runs(slug)
@@ -135,12 +134,12 @@ def test_an_outage_past_max_outage_fails_the_task_and_keeps_the_run(
     stack.wait_for_ti_state("it_outage_past", dag_run_id, "worker", ["running"], timeout=120)
     stack.wait_for_ti_state("it_outage_past", dag_run_id, "deferred", ["deferred"], timeout=120)
     time.sleep(4)
-    start_outage(emulator)
+    start_outage(emulator, 300)
     try:
         for name in ("worker", "deferred"):
             stack.wait_for_ti_state("it_outage_past", dag_run_id, name, ["failed"], timeout=150)
     finally:
-        emulator.clear_faults()
+        emulator.end_outage()
     for name in ("worker", "deferred"):
         (run,) = runs_of(emulator, f"outage_past_{name}")
         assert run["status"] == "Active", run  # its state was unknown: left for a retry to re-attach to
