@@ -194,7 +194,9 @@ class RunWatcher:
                 self._drop(entry.run_id)
 
     def _drop(self, run_id: str) -> None:
-        self._entries.pop(run_id, None)
+        entry = self._entries.pop(run_id, None)
+        if entry is not None and entry.watches:  # a run that ended takes its waiters with it
+            _metrics.watcher_waits_changed(-len(entry.watches))
         self._pending.discard(run_id)
         if not self._entries and not self._closed:
             self._closed = True
