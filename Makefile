@@ -76,10 +76,10 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The celery and postgres extras: the production-shaped stack of tests/integration (make test-cluster).
+# Every extra of ours (openlineage) and the celery and postgres extras: the production-shaped stack of tests/integration (make test-cluster).
 lock:
 	echo "apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" > /tmp/airflow-pin-$(AIRFLOW_VERSION).txt
-	uv pip compile -q pyproject.toml requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
+	uv pip compile -q pyproject.toml --all-extras requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
 		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:

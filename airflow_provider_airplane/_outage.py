@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from airflow_provider_airplane import _metrics
 from airflow_provider_airplane.exceptions import AirplaneApiError, AirplaneOutageError
 
 # Long enough for an API deploy, a load balancer swap or a proxy restart; short enough that a task whose
@@ -104,6 +105,7 @@ class Outage:
         self.last_error = error
         if self.started is None:
             self.started = self.clock()
+            _metrics.outage_started()
             bound = "any time" if self.max_outage is None else f"up to {describe_seconds(self.max_outage)}"
             (self.log.warning if self.announce else self.log.debug)(
                 "The Airplane API stopped answering while waiting for %s (%s); retrying for %s "

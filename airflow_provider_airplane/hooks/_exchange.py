@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from airflow_provider_airplane import _metrics
 from airflow_provider_airplane._outage import Outage
 from airflow_provider_airplane._validation import text_or_none
 from airflow_provider_airplane.exceptions import (
@@ -255,6 +256,7 @@ class Call(Generic[T]):
     def feed(self, outcome: Answer | Failure) -> float | None:
         self.attempts += 1
         self.last = outcome
+        _metrics.api_outcome(self.op.path, outcome)
         outage = self.policy.outage
         if isinstance(outcome, Answer) and 200 <= outcome.status < 300:
             try:
@@ -312,6 +314,7 @@ class Call(Generic[T]):
             )
         else:
             log.debug("Airplane API %s failed (%s); retrying in %.2fs", self.request.endpoint, what, delay)
+        _metrics.api_retry(self.op.path)
         return delay
 
     def _unreadable_hint(self, answer: Answer) -> str:

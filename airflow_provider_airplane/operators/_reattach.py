@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_airplane import _metrics
 from airflow_provider_airplane._validation import check_reference, for_task
 from airflow_provider_airplane.exceptions import AirplaneNotFoundError
 from airflow_provider_airplane.hooks._api import created_before
@@ -141,7 +142,7 @@ def start_or_reattach(
         else for_task(check_reference, user_key, "idempotency_key")
     )
     if not durable:
-        return start(try_key(base, number))
+        return _new_run(start(try_key(base, number)))
 
     def follow(earlier: AirplaneRun, phase: str | None) -> str:
         decision = verdict(earlier, phase, has_store=record.store is not None)
@@ -160,7 +161,7 @@ def start_or_reattach(
     if number > 1 or user_key is None:  # known to be new: created by this try, or the key is this TI's
         log.info("Started Airplane run %s", run_id)
     record.write(run_id, STARTED)
-    return run_id
+    return _new_run(run_id)
 
 
 def _remembered_run(record: RunRecord, hook: AirplaneHook, log: Log) -> tuple[AirplaneRun, str] | None:
@@ -181,6 +182,7 @@ def _keep(run: AirplaneRun, decision: str, record: RunRecord, log: Log) -> str:
         log.info("Adopted Airplane run %s of an earlier try, which already ended %s", run.id, run.status)
     else:
         log.info("Re-attached to Airplane run %s started by an earlier try (it is %s)", run.id, run.status)
+    _metrics.run_started("adopted" if decision == ADOPT else "reattached")
     record.write(run.id, STARTED)
     return run.id
 
@@ -207,6 +209,11 @@ def _start_after(
     run_id = start(key)
     log.info("Airplane run %s of an earlier try %s; started run %s", earlier.id, why, run_id)
     record.write(run_id, STARTED)
+    return _new_run(run_id)
+
+
+def _new_run(run_id: str) -> str:
+    _metrics.run_started("started")
     return run_id
 
 

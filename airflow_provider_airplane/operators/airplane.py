@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, TaskDeferred, conf
 
 from airflow_provider_airplane._deferral import backstop, validate_event
+from airflow_provider_airplane._openlineage import AirplaneLineageMixin
 from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
@@ -85,7 +86,7 @@ def _cancel_and_wait(
     return run
 
 
-class AirplaneExecuteTaskOperator(BaseOperator):
+class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
     """Start a run of an Airplane task, wait for it (in the worker or deferred) and return its outputs.
 
     :param slug: slug of the Airplane task (exactly one of ``slug`` / ``airplane_task_id``).
@@ -234,6 +235,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
             log=self.log,
         )
         self._run_id = run_id
+        self._see_run(hook, run_id)
         run_url = hook.get_run_url(run_id)
         self.log.info("Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
         try:
@@ -309,6 +311,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         self._note(run_id, STARTED)  # back in a worker: nothing cancels the run behind this try's back
         hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
+        self._see_run(hook, run_id)
         if status == "timeout":
             return self._on_timeout(hook, hook.get_run(run_id), run_url)
         if status == "error":
@@ -358,7 +361,8 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         """The one ending for a finished run on every path: outputs, or the error that says how it ended."""
         self._run_released = run.is_terminal
         tail = self._read_remaining_logs(hook, run, run_url)
-        raise_for_run(hook, run, run_url=run_url, log_tail=tail)
+        with self._verdict_on(hook, run):
+            raise_for_run(hook, run, run_url=run_url, log_tail=tail)
         outputs = hook.get_run_outputs(run)  # None, with a warning, for a run in a storage zone
         if self.do_xcom_push:
             check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run.id)
@@ -469,7 +473,7 @@ class AirplaneExecuteTaskOperator(BaseOperator):
         return resources
 
 
-class AirplaneGetRunOutputsOperator(BaseOperator):
+class AirplaneGetRunOutputsOperator(AirplaneLineageMixin, BaseOperator):
     """Return the outputs of a finished Airplane run (e.g. one started with ``wait_for_completion=False``).
 
     :param run_id: the run (templated).
@@ -502,6 +506,7 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None).ride_outages()
         run_url = push_run_xcoms(context, hook, run_id)
         run = hook.get_run(run_id)
+        self._see_run(hook, run_id, run)
         if not run.is_terminal:
             raise AirplaneError(
                 f"Airplane run {run_id} is still {run.status}: outputs are read once it has finished. "
@@ -513,7 +518,7 @@ class AirplaneGetRunOutputsOperator(BaseOperator):
         return outputs
 
 
-class AirplaneCancelRunOperator(BaseOperator):
+class AirplaneCancelRunOperator(AirplaneLineageMixin, BaseOperator):
     """Cancel an Airplane run; return the terminal status it reached (``"Cancelled"`` or the one it had).
 
     :param run_id: the run (templated).
@@ -547,6 +552,7 @@ class AirplaneCancelRunOperator(BaseOperator):
         run_url = push_run_xcoms(context, hook, run_id)
         self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
         run = _cancel_and_wait(hook, run_id, self.wait_timeout)
+        self._see_run(hook, run_id, run)
         if not run.is_terminal:
             raise AirplaneError(
                 f"Airplane run {run_id} is still {run.status} {self.wait_timeout:g} s after the cancel "

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_airplane._deferral import backstop, validate_event
+from airflow_provider_airplane._openlineage import AirplaneLineageMixin
 from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import RunLogReader
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_airplane.models import AirplaneRun
 
 
-class AirplaneRunSensor(BaseSensorOperator):
+class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
     """True once the run Succeeded; a Failed or Cancelled run fails the task.
 
     Works in ``poke``, ``reschedule`` and deferrable mode. The sensor watches a run it does not own, so it
@@ -81,7 +82,8 @@ class AirplaneRunSensor(BaseSensorOperator):
         ``soft_fail``/``never_fail`` (BaseSensorOperator would treat the two errors apart, and the
         paths that do not go through ``poke`` not at all)."""
         try:
-            self._raise_for_run(hook, run, run_url)
+            with self._verdict_on(hook, run):
+                self._raise_for_run(hook, run, run_url)
         except AirplaneRunError as err:
             if self.soft_fail or self.never_fail:
                 flag = "soft_fail" if self.soft_fail else "never_fail"

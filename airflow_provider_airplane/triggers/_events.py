@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from airflow_provider_airplane import _metrics
 from airflow_provider_airplane.exceptions import AirplaneAuthError, AirplaneNotFoundError
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE, ApiCore
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
@@ -110,6 +111,7 @@ async def list_window(
     runs: list[AirplaneRun] = []
     watermark: float | None = None
     page = 0
+    started = time.monotonic()
     while True:
         batch = await hook.list_runs(
             task_id=task_id,
@@ -123,6 +125,7 @@ async def list_window(
             watermark = max(stamps) if stamps else None
         runs.extend(batch)
         if len(batch) < MAX_PAGE_SIZE:
+            _metrics.event_watcher_listing(time.monotonic() - started)
             return Listing(runs=runs, window_start=since, watermark=watermark)
         page += 1
 

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_airplane import _metrics
 from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, is_transient
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
@@ -172,6 +173,7 @@ class RunWatcher:
             self._pending.add(watch.run_id)
             self._wake.set()
         entry.watches.append(watch)
+        _metrics.watcher_waits_changed(+1)
         self._interval = min(self._interval, watch.poll_interval)
         if self._task is None:
             # A context of its own: the shared loop's logs belong to the triggerer, not to the first
@@ -187,11 +189,14 @@ class RunWatcher:
         entry = self._entries.get(watch.run_id)
         if entry is not None and watch in entry.watches:
             entry.watches.remove(watch)
+            _metrics.watcher_waits_changed(-1)
             if not entry.watches:
                 self._drop(entry.run_id)
 
     def _drop(self, run_id: str) -> None:
-        self._entries.pop(run_id, None)
+        entry = self._entries.pop(run_id, None)
+        if entry is not None and entry.watches:  # a run that ended takes its waiters with it
+            _metrics.watcher_waits_changed(-len(entry.watches))
         self._pending.discard(run_id)
         if not self._entries and not self._closed:
             self._closed = True
