@@ -1,4 +1,4 @@
-"""One Airplane run per parameter set (dynamic task mapping); outputs gathered downstream."""
+"""One Airplane run per parameter set (dynamic task mapping), outputs gathered after."""
 
 from __future__ import annotations
 

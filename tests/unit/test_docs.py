@@ -1,7 +1,8 @@
 """The docs say what the code does: snippets run as pasted, quoted messages are the code's own words.
 
 Every ```python block of README.md and docs/*.md runs, against the emulator, unless its first line is
-``# Fragment`` (or ``# Airflow 3.3+``, below 3.3). Every code line (fenced blocks and the example DAGs the docs include) fits a page.
+``# Fragment`` (or ``# Airflow 3.3+``, below 3.3). Every code line (fenced blocks and the example DAGs
+the docs include) fits a page.
 Every message quoted in docs/errors.md (a backticked span with a space, in the "What you see" column)
 is a message the package can print: ``…`` in a quote marks text left out, anything else is literal,
 with example values where the code puts a value.
