@@ -1,8 +1,9 @@
 """Wait in the triggerer instead of a worker slot: the deferrable operator and sensor.
 
 ``deferrable=True`` (or ``[operators] default_deferrable = True``) hands the wait to
-``AirplaneRunTrigger``. The XComs, the link and the return value are the same as when waiting in the
-worker; a ``timeout`` still cancels the run (the trigger carries the deadline).
+``AirplaneRunTrigger``. The XComs, the link and the return value are the same as when
+waiting in the worker; a ``timeout`` still cancels the run (the trigger carries the
+deadline).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Start a DAG whenever the Airplane task ``refresh_customers`` succeeds, however it was started.
+"""Start a DAG whenever the Airplane task ``refresh_customers`` succeeds, however started.
 
-Someone runs the task in Airplane (by hand, on Airplane's own schedule, from a runbook); the asset's
-watcher sees the finished run in the triggerer and Airflow runs the DAGs scheduled on the asset. One
-asset event carries every run a poll found, so the DAG maps over all runs of all its triggering events.
+Someone runs the task in Airplane (by hand, on Airplane's own schedule, from a runbook);
+the asset's watcher sees the finished run in the triggerer and Airflow runs the DAGs
+scheduled on the asset. One asset event carries every run a poll found, so the DAG maps
+over all runs of all its triggering events.
 """
 
 from __future__ import annotations
@@ -38,16 +39,23 @@ with DAG(
     @task
     def finished_runs(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
         """Every run of every event that triggered this DAG run, oldest end first."""
-        events = triggering_asset_events[customers_refreshed] if triggering_asset_events else []
+        events = (
+            triggering_asset_events[customers_refreshed]
+            if triggering_asset_events
+            else []
+        )
         runs = [run for event in events for run in event.extra["payload"]["runs"]]
         return sorted(runs, key=lambda run: run["ended_at"])
 
     @task
     def report(run: dict[str, Any]) -> dict[str, Any]:
         outputs = AirplaneHook().get_run_outputs(run["run_id"])
-        print(
-            f"Airplane run {run['run_id']} ({run['run_url']}) params={run['param_values']} outputs={outputs}"
-        )
-        return {"run_id": run["run_id"], "param_values": run["param_values"], "outputs": outputs}
+        print(f"Airplane run {run['run_id']} ({run['run_url']})")
+        print(f"params={run['param_values']} outputs={outputs}")
+        return {
+            "run_id": run["run_id"],
+            "param_values": run["param_values"],
+            "outputs": outputs,
+        }
 
     report.expand(run=finished_runs())

@@ -1,8 +1,9 @@
-"""Run an Airplane task with parameters from the DAG's params and use its outputs downstream.
+"""Run an Airplane task with the DAG's params as parameters; use its outputs downstream.
 
-This is the demo DAG: ``refresh_customers`` runs in Airplane (or the local emulator), the operator waits
-for it, and its outputs arrive in the next task through XCom. The run's id and URL are in XCom too
-(``airplane_run_id``, ``airplane_run_url``), and the task has an "Airplane Run" link.
+This is the demo DAG: ``refresh_customers`` runs in Airplane (or the local emulator), the
+operator waits for it, and its outputs arrive in the next task through XCom. The run's id
+and URL are in XCom too (``airplane_run_id``, ``airplane_run_url``), and the task has an
+"Airplane Run" link.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""A run that fails: the task fails with the run's error and URL, and a handler task reacts.
+"""A run that fails: the task fails with the run's error and URL; a handler reacts.
 
-``nightly_report`` ends Failed in Airplane; the operator raises ``AirplaneRunFailedError`` whose message
-carries the run's ``error`` output ("quota exceeded") and the run URL. The run URL is also in XCom, so
-``alert`` can point people at it.
+``nightly_report`` ends Failed in Airplane; the operator raises ``AirplaneRunFailedError``
+whose message carries the run's ``error`` output ("quota exceeded") and the run URL. The
+run URL is also in XCom, so ``alert`` can point people at it.
 """
 
 from __future__ import annotations

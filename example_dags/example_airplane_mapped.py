@@ -1,4 +1,4 @@
-"""One Airplane run per parameter set, with dynamic task mapping; the outputs are collected downstream."""
+"""One Airplane run per parameter set (dynamic task mapping), outputs gathered after."""
 
 from __future__ import annotations
 

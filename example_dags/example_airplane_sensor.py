@@ -1,7 +1,8 @@
 """Start a run without waiting, watch it with a sensor, then read its outputs.
 
-Useful when the run is long: the starting task ends at once, and the sensor in ``reschedule`` mode
-frees its worker slot between checks. The sensor only watches; it never cancels the run.
+Useful when the run is long: the starting task ends at once, and the sensor in
+``reschedule`` mode frees its worker slot between checks. The sensor only watches; it
+never cancels the run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ with DAG(
         param_values={"segment": "smb"},
         wait_for_completion=False,  # returns the run id
     )
-    wait = AirplaneRunSensor(task_id="wait_for_refresh", run_id=RUN_ID, mode="reschedule", poke_interval=1)
+    wait = AirplaneRunSensor(
+        task_id="wait_for_refresh", run_id=RUN_ID, mode="reschedule", poke_interval=1
+    )
     outputs = AirplaneGetRunOutputsOperator(task_id="get_outputs", run_id=RUN_ID)
 
     @task

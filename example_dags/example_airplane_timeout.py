@@ -1,9 +1,10 @@
 """Runs that Airflow stops: a ``timeout`` that cancels the run, and an explicit cancel.
 
-``export_warehouse`` runs for an hour. With ``timeout=3`` the operator cancels the run when 3 seconds
-have passed and fails with ``AirplaneRunTimeoutError``; the Airplane run ends Cancelled, not orphaned.
-The second branch starts a run without waiting and cancels it with ``AirplaneCancelRunOperator``,
-which returns the status the run reached ("Cancelled").
+``export_warehouse`` runs for an hour. With ``timeout=3`` the operator cancels the run
+when 3 seconds have passed and fails with ``AirplaneRunTimeoutError``; the Airplane run
+ends Cancelled, not orphaned. The second branch starts a run without waiting and cancels
+it with ``AirplaneCancelRunOperator``, which returns the status the run reached
+("Cancelled").
 """
 
 from __future__ import annotations

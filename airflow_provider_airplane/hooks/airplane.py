@@ -324,6 +324,7 @@ class AirplaneHook(_AirplaneHookBase):
         return run_id
 
     def get_run(self, run_id: str) -> AirplaneRun:
+        """The run as it is now (``runs/get``): status, parameters, times, who cancelled it."""
         return self._call(self.api.get_run(run_id))
 
     def get_run_outputs(self, run_id: str | AirplaneRun) -> Any:
@@ -579,6 +580,7 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         return call.result
 
     async def get_run(self, run_id: str) -> AirplaneRun:
+        """As ``AirplaneHook.get_run``."""
         return await self._call((await self._get_api()).get_run(run_id))
 
     async def get_run_outputs(self, run_id: str | AirplaneRun) -> Any:

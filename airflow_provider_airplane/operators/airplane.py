@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -192,6 +193,8 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
             raise ValueError("Give the Airplane task as slug= or airplane_task_id=")
         if _is_literal(slug) and _is_literal(airplane_task_id):
             raise ValueError("Give either slug= or airplane_task_id=, not both")
+        _check_params(_known_now(param_values), "param_values")
+        _check_resources(_known_now(airplane_resources), "airplane_resources")
         # Set once the run exists, so on_kill (SIGTERM, execution_timeout) knows what to cancel;
         # _run_released once it is not this task's to cancel any more (finished, or handed over).
         self._run_id: str | None = None
@@ -449,28 +452,10 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         return slug, task_id
 
     def _checked_param_values(self) -> dict[str, Any] | None:
-        values = self.param_values
-        if values is None:
-            return None
-        if not isinstance(values, dict):
-            raise AirflowFailException(f"param_values must be a dict, got {type(values).__name__}")
-        for key in values:
-            if not isinstance(key, str):
-                raise AirflowFailException(f"param_values keys must be strings, got {key!r}")
-        for_task(json_value, values, "param_values")
-        return values
+        return for_task(_check_params, self.param_values, "param_values")
 
     def _checked_resources(self) -> dict[str, str] | None:
-        resources = self.airplane_resources
-        if resources is None:
-            return None
-        if not isinstance(resources, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in resources.items()
-        ):
-            raise AirflowFailException(
-                f"airplane_resources must map resource aliases to resource ids (strings), got {resources!r}"
-            )
-        return resources
+        return for_task(_check_resources, self.airplane_resources, "airplane_resources")
 
 
 class AirplaneGetRunOutputsOperator(AirplaneLineageMixin, BaseOperator):
@@ -569,6 +554,51 @@ def _link_or_id(hook: AirplaneHook, run_id: str) -> str:
         return hook.get_run_url(run_id)
     except Exception:
         return f"Airplane (run id {run_id})"
+
+
+def _check_params(values: Any, what: str) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} must be a dict, got {type(values).__name__}")
+    for key in values:
+        if not isinstance(key, str):
+            raise ValueError(f"{what} keys must be strings, got {key!r}")
+    json_value(values, what)
+    return values
+
+
+def _check_resources(resources: Any, what: str) -> dict[str, str] | None:
+    if resources is not None and not (
+        isinstance(resources, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in resources.items())
+    ):
+        raise ValueError(f"{what} must map resource aliases to resource ids (strings), got {resources!r}")
+    return resources
+
+
+def _known_now(value: Any) -> Any:
+    """What of a templated argument rendering cannot change, so it can be checked when the DAG is parsed.
+
+    A dict keeps its entries that hold no template, XComArg or templated object (those are checked once
+    rendered); any other value that holds one is None (nothing to check yet).
+    """
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if not _rendered_later(item)}
+    return None if _rendered_later(value) else value
+
+
+def _rendered_later(value: Any) -> bool:
+    """Whether Airflow's rendering may replace (part of) ``value``: the cases of ``render_template``."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_rendered_later(item) for item in value.values())
+    if isinstance(value, list | tuple | set):
+        return any(_rendered_later(item) for item in value)
+    return (hasattr(value, "resolve") and not isinstance(value, os.PathLike)) or hasattr(
+        value, "template_fields"
+    )
 
 
 def _is_literal(value: Any) -> bool:

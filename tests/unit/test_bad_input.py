@@ -194,7 +194,10 @@ def test_neither_slug_nor_task_id(emu: AirplaneEmulator, task_ctx: ContextFactor
 
 
 def test_params_not_json_serialisable(emu: AirplaneEmulator, task_ctx: ContextFactory) -> None:
-    op = execute_op(param_values={"when": datetime(2026, 1, 1)})
+    with pytest.raises(ValueError, match=r"param_values\['when'\] is not JSON-serialisable"):
+        execute_op(param_values={"when": datetime(2026, 1, 1)})  # known when the DAG is parsed
+    op = execute_op(param_values={"when": "{{ params.when }}"})
+    op.param_values = {"when": datetime(2026, 1, 1)}  # a template that rendered to a datetime
     with pytest.raises(AirflowFailException, match=r"param_values\['when'\] is not JSON-serialisable"):
         op.execute(task_ctx())
     hook = AirplaneHook()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.sdk import DAG
 
 from airflow_provider_airplane._deferral import CLOCK_SKEW_MARGIN
 from airflow_provider_airplane.exceptions import (
@@ -127,19 +128,43 @@ def test_timeout_accepts_timedelta() -> None:
     assert op(timeout=timedelta(minutes=2)).timeout == 120.0
 
 
-def test_unserialisable_param_value_names_the_key_and_starts_nothing(
+def test_unserialisable_param_value_known_at_parse_time_fails_the_dag_import() -> None:
+    with pytest.raises(ValueError, match=r"param_values\['when'\] is not JSON-serialisable"):
+        op(param_values={"ok": 1, "when": object()})
+    with pytest.raises(ValueError, match="param_values must be a dict, got list"):
+        op(param_values=[1, 2])
+    with pytest.raises(ValueError, match="param_values keys must be strings, got 1"):
+        op(param_values={1: "a"})
+    # Only what rendering leaves alone is checked: the templated entry waits, the literal one fails.
+    with pytest.raises(ValueError, match=r"param_values\['when'\]"):
+        op(param_values={"region": "{{ params.region }}", "when": object()})
+
+
+def test_templated_param_values_are_checked_once_rendered(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
-    task = op(param_values={"ok": 1, "when": object()})
+    task = op(param_values={"ok": "{{ params.ok }}", "when": "{{ params.when }}"})
+    op(param_values="{{ params.all }}", airplane_resources="{{ params.resources }}")
+    with DAG(dag_id="xcom_params", schedule=None):
+        upstream = AirplaneExecuteTaskOperator(task_id="upstream", slug="quick")
+        AirplaneExecuteTaskOperator(task_id="down", slug="quick", param_values={"rows": upstream.output})
+        AirplaneExecuteTaskOperator(task_id="all", slug="quick", param_values=upstream.output)
+    task.param_values = {"ok": 1, "when": object()}  # as rendered
     with pytest.raises(AirflowFailException, match=r"param_values\['when'\] is not JSON-serialisable"):
         task.execute(task_ctx())
     assert emu.request_counts().get(EXECUTE, 0) == 0
 
 
 @pytest.mark.parametrize("resources", [["db"], {"db": 1}])
-def test_bad_resources_start_nothing(task_ctx: ContextFactory, emu: AirplaneEmulator, resources: Any) -> None:
-    with pytest.raises(AirflowFailException, match="airplane_resources"):
-        op(airplane_resources=resources).execute(task_ctx())
+def test_bad_resources_fail_at_parse_time_or_start_nothing(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, resources: Any
+) -> None:
+    with pytest.raises(ValueError, match="airplane_resources must map resource aliases"):
+        op(airplane_resources=resources)
+    task = op(airplane_resources="{{ params.resources }}")
+    task.airplane_resources = resources  # as rendered
+    with pytest.raises(AirflowFailException, match="airplane_resources must map resource aliases"):
+        task.execute(task_ctx())
     assert emu.request_counts().get(EXECUTE, 0) == 0
 
 
