@@ -311,7 +311,7 @@ class AirflowStack:
         body: dict[str, Any] = response.json()
         return body
 
-    def wait_healthy(self, timeout: float = 120.0) -> None:
+    def wait_healthy(self, timeout: float = 300.0) -> None:
         """Wait for metadatabase, scheduler, triggerer and dag processor to report healthy."""
 
         def probe() -> bool | None:
