@@ -109,6 +109,7 @@ class RunWatch:
 
     def _resolve(self, run: AirplaneRun) -> None:
         if not self._result.done():
+            self._recovered()  # the answer that ends the wait also ends its outage
             self._result.set_result(run)
 
     def _fail(self, error: BaseException) -> None:
