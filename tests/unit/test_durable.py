@@ -1,15 +1,16 @@
 """Idempotent start and re-attach on retry (``durable``, ``idempotency_key``) of AirplaneExecuteTaskOperator.
 
 Each try is an ``execute`` call with the task instance's ``try_number``, against the emulator over real
-HTTP. A try that "died" after starting its run is one that returned without waiting
-(``wait_for_completion=False``): the emulator sees exactly what a SIGKILLed worker leaves behind. The
-same under a real scheduler with a real SIGKILL is in tests/integration/test_reliability_in_airflow.py.
+HTTP. A try that "died" after starting its run is one stopped while it waited (``died_after_start``): the
+emulator and the task state store see exactly what a SIGKILLed worker leaves behind. The same under a
+real scheduler with a real SIGKILL is in tests/integration/test_reliability_in_airflow.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
@@ -22,7 +23,6 @@ from airflow_provider_airplane.exceptions import (
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
-from airflow_provider_airplane.operators import _reattach as airplane_operators
 from airflow_provider_airplane.operators import airplane as operator_module
 from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key, verdict
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
@@ -30,16 +30,6 @@ from airflow_provider_airplane.testing import AirplaneEmulator
 
 EXECUTE = "/v0/tasks/execute"
 ContextFactory = Callable[..., Any]  # an execution context (a dict; typed loosely, as Context is a TypedDict)
-
-
-@pytest.fixture(autouse=True)
-def tries_in_quick_succession(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tries here follow each other within milliseconds, not seconds as under a scheduler.
-
-    The operator tells an earlier try's run from its own by ``createdAt`` with a second of slack for
-    clock skew; the emulator shares this clock (microseconds), so none is needed here.
-    """
-    monkeypatch.setattr(airplane_operators, "CLOCK_SLACK_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -56,9 +46,17 @@ def op(**kwargs: Any) -> AirplaneExecuteTaskOperator:
     return AirplaneExecuteTaskOperator(task_id="run_it", **kwargs)
 
 
+class Killed(BaseException):
+    """SIGKILL: the try stops where it is, and nothing of it runs after that."""
+
+
 def died_after_start(ctx: Any, **kwargs: Any) -> str:
-    """A try that started its run and never waited for it (what a SIGKILL leaves behind)."""
-    run_id: str = op(wait_for_completion=False, **kwargs).execute(ctx)
+    """A try killed while it waited for its run: the run goes on, and on Airflow 3.3 the task state store
+    still says the try was waiting for it. ``cancel_on_kill=False`` stands for the cancel a killed process
+    never sends."""
+    with mock.patch.object(AirplaneHook, "wait_for_run", side_effect=Killed), pytest.raises(Killed):
+        op(cancel_on_kill=False, **kwargs).execute(ctx)
+    run_id: str = ctx["ti"].xcoms["airplane_run_id"]
     return run_id
 
 
