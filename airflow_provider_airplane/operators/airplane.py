@@ -103,7 +103,9 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         silent clamp: a timeout shorter than one poll cannot be honoured).
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param cancel_on_kill: cancel the run when the task ends without success while the run is in
-        progress (``execution_timeout``, marked failed or cleared, an error while waiting).
+        progress (``execution_timeout``, marked failed or cleared, any error after the run started),
+        except after an API outage longer than ``max_outage``: then its state is unknown, and the run is
+        kept for a retry to re-attach to.
     :param durable: when a retry finds the run an earlier try started still in progress (the worker
         was killed, ran out of memory...), wait for that run instead of starting another. Every try
         first sends the task instance's own ``Idempotency-Key`` (the same for every try), so within the
@@ -114,7 +116,8 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
     :param idempotency_key: the ``Idempotency-Key`` to start the run with, instead of the one derived
         from (dag_id, task_id, run_id, map_index); templated. Runs started with the same key within the
         API's hour are one run. A retry after a finished run sends ``<key>-try<N>``, and with
-        ``durable=False`` every try does.
+        ``durable=False`` every try does. A mapped task instance sends ``<key>-map<index>``, so each map
+        index starts its own run.
     :param output_max_bytes: largest JSON size of the outputs pushed to XCom (not checked with
         ``do_xcom_push=False``).
     :param show_logs: write the run's log lines into the task log as ``[airplane] <text>``: on each poll
