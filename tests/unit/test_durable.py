@@ -16,7 +16,7 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_airplane.exceptions import (
-    AirplaneApiError,
+    AirplaneAuthError,
     AirplaneError,
     AirplaneOutageError,
     AirplaneRunCancelledError,
@@ -505,47 +505,39 @@ def test_retry_reattaches_whatever_the_servers_clock(
 
 
 # Issue 16 §2.8: the run is the try's from the moment execute answers.
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(AirplaneHook, "backoff_base", 0.001)
-    monkeypatch.setattr(AirplaneHook, "backoff_cap", 0.01)
-
-
-@pytest.mark.usefixtures("fast_retries")
 def test_retry_that_fails_right_after_starting_its_run_cancels_it(
     task_ctx: ContextFactory, emu: AirplaneEmulator
 ) -> None:
-    """The read-back of a retry's new run fails (the API hiccups longer than the hook retries): the run
-    is already the try's, so it is cancelled like after any other error."""
-    emu.inject_fault("/v0/runs/get", status=503, count=10)
-    ctx = task_ctx(try_number=2)
+    """The read-back of a retry's new run fails: the run is already the try's (XCom, store), so it is
+    cancelled like after any other error, not left running unrecorded."""
+    emu.inject_fault("/v0/runs/get", status=403, count=1)
+    store = FakeStateStore()
+    ctx = with_store(task_ctx(try_number=2), store)
 
-    with pytest.raises(AirplaneApiError):
+    with pytest.raises(AirplaneAuthError):
         op(slug="forever").execute(ctx)
 
     (run,) = emu.runs()
     assert run["status"] == "Cancelled"
     assert ctx["ti"].xcoms["airplane_run_id"] == run["id"]
+    assert store.values[STATE_STORE_KEY] == {"run_id": run["id"], "phase": "cancelling"}
 
 
-@pytest.mark.usefixtures("fast_retries")
+@pytest.mark.parametrize("try_number", [1, 2], ids=["while-waiting", "reading-back-a-retrys-run"])
 def test_an_outage_past_max_outage_keeps_the_run_for_the_retry(
     task_ctx: ContextFactory,
     emu: AirplaneEmulator,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
+    try_number: int,
 ) -> None:
-    """AirplaneOutageError: the run's state is unknown, so it is neither cancelled nor forgotten."""
-    wait = AirplaneHook.wait_for_run
-
-    def short_outages(self: AirplaneHook, run_id: str, **kwargs: Any) -> AirplaneRun:
-        return wait(self, run_id, **{**kwargs, "max_outage": 0.3})
-
-    monkeypatch.setattr(AirplaneHook, "wait_for_run", short_outages)
+    """AirplaneOutageError after the run started: its state is unknown, so it is neither cancelled nor
+    forgotten, and the next try re-attaches to it."""
+    monkeypatch.setattr(AirplaneHook, "backoff_cap", 0.05)
     store = FakeStateStore()
     emu.inject_fault("/v0/runs/get", status=503, count=100_000)
     with pytest.raises(AirplaneOutageError):
-        op(slug="forever").execute(with_store(task_ctx(try_number=1), store))
+        op(slug="forever", max_outage=0.3).execute(with_store(task_ctx(try_number=try_number), store))
     emu.clear_faults()
     (run,) = emu.runs()
     assert run["status"] == "Active"
@@ -553,7 +545,9 @@ def test_an_outage_past_max_outage_keeps_the_run_for_the_retry(
     assert store.values[STATE_STORE_KEY] == {"run_id": run["id"], "phase": "started"}
     assert f"Leaving Airplane run {run['id']} as it is" in logged(capfd)
 
-    assert died_after_start(with_store(task_ctx(try_number=2), store), slug="forever") == run["id"]
+    next_try = with_store(task_ctx(try_number=try_number + 1), store)
+    assert died_after_start(next_try, slug="forever") == run["id"]
+    assert len(emu.runs()) == 1
 
 
 # Issue 16 §3: a user's idempotency_key on a mapped operator.
