@@ -492,6 +492,27 @@ def test_retry_after_a_failed_run_starts_one_new_run_whatever_the_servers_clock(
     assert [run["status"] for run in emu.runs()] == ["Failed", "Succeeded"]
 
 
+@pytest.mark.parametrize("offset", [-30.0, 30.0])
+def test_a_listing_that_lags_behind_is_covered_by_the_servers_date(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float
+) -> None:
+    """runs/list does not show the earlier try's Failed run yet (an API server behind the others): the
+    answer's Date, later than the run's createdAt on the same clock, still tells it is not this try's."""
+    import time
+
+    emu.add_task("flaky", fail=True, error="first run breaks")
+    emu.configure(clock_offset=offset, list_lag=60.0)
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="flaky").execute(task_ctx(try_number=1))
+    time.sleep(1.1)  # the Date header counts whole seconds
+    emu.add_task("flaky", output={"ok": True})
+    assert AirplaneHook().runs_snapshot(task_slug="flaky").runs == []
+
+    assert op(slug="flaky").execute(task_ctx(try_number=2)) == {"ok": True}
+
+    assert [run["status"] for run in emu.runs()] == ["Failed", "Succeeded"]
+
+
 @pytest.mark.parametrize("offset", CLOCK_OFFSETS)
 def test_retry_reattaches_whatever_the_servers_clock(
     task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float
