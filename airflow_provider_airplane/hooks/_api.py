@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -64,6 +66,44 @@ def _parse_runs(answer: Answer) -> list[AirplaneRun]:
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
         raise ValueError(f"'runs' is not a list of run objects: {snippet(answer.body)!r}")
     return [AirplaneRun.from_api(run) for run in runs]
+
+
+@dataclass(frozen=True)
+class RunsSnapshot:
+    """The newest runs of a task and the server's time (its ``Date`` header) when it listed them.
+
+    Tells whether a run existed before some moment using only the server's own answers, never a
+    comparison of Airplane's clock with this machine's.
+    """
+
+    runs: list[AirplaneRun]
+    server_time: datetime | None  # None when the answer had no readable Date header
+
+    def had(self, run: AirplaneRun) -> bool:
+        """Whether ``run`` existed when this snapshot was taken: it is listed, or Airplane created it no
+        later than a moment the snapshot vouches for (its ``Date``, else the newest listed run's
+        ``createdAt``). A run created within the ``Date``'s second and missing from the listing counts
+        as newer; a run without ``createdAt`` that is not listed counts as older."""
+        if any(seen.id == run.id for seen in self.runs):
+            return True
+        if run.created_at is None:
+            return True
+        known = [seen.created_at for seen in self.runs if seen.created_at is not None]
+        moment = self.server_time or max(known, default=None)
+        return moment is not None and run.created_at <= moment
+
+
+def _server_time(answer: Answer) -> datetime | None:
+    """The answer's ``Date`` header (RFC 9110 IMF-fixdate, one-second resolution), if readable."""
+    try:
+        moment = parsedate_to_datetime(answer.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _parse_snapshot(answer: Answer) -> RunsSnapshot:
+    return RunsSnapshot(_parse_runs(answer), _server_time(answer))
 
 
 def _parse_outputs(answer: Answer) -> Any:
@@ -172,6 +212,13 @@ class ApiCore:
             params["until"] = rfc3339(until, "until")
         return Operation("GET", "/runs/list", params, None, _parse_runs, subject)
 
+    def runs_snapshot(self, *, task_id: str | None, task_slug: str | None) -> Operation[RunsSnapshot]:
+        """The newest page of a task's runs, read with the answer's ``Date``."""
+        op = self.list_runs(
+            task_id=task_id, task_slug=task_slug, since=None, until=None, limit=MAX_PAGE_SIZE, page=0
+        )
+        return Operation(op.method, op.path, op.params, op.body, _parse_snapshot, op.subject)
+
     def probe(self) -> Operation[None]:
         """The cheapest authenticated call, for ``test_connection``."""
         return Operation("GET", "/runs/list", {"limit": "1"}, None, _parse_probe, "runs")
@@ -210,15 +257,6 @@ class ApiCore:
         if self.config.link_env:
             url += "?" + urlencode({"__env": self.config.link_env})
         return url
-
-
-def created_before(run: AirplaneRun, moment: float, *, slack: float) -> bool:
-    """Whether ``run`` existed before ``moment`` (epoch seconds, our clock), so an ``Idempotency-Key``
-    replayed it rather than started it. A run without ``createdAt`` counts as earlier; ``slack`` absorbs
-    the skew between Airplane's clock and ours."""
-    if run.created_at is None:
-        return True
-    return run.created_at.timestamp() < moment - slack
 
 
 def after_cancel_error(error: AirplaneApiError, run: AirplaneRun, log: Log) -> AirplaneRun:

@@ -36,6 +36,7 @@ from airflow_provider_airplane.exceptions import (
 from airflow_provider_airplane.hooks._api import (
     MAX_PAGE_SIZE,
     ApiCore,
+    RunsSnapshot,
     after_cancel_error,
     outputs_unavailable,
 )
@@ -305,7 +306,7 @@ class AirplaneHook(_AirplaneHookBase):
         Every retry reuses one ``Idempotency-Key`` (a new uuid4 unless given), so a lost answer does not
         start a second run; the API remembers keys for an hour. With a given key the API may answer with
         the run an earlier request started, in the same words as for a new run (reference section 6.2),
-        so the log does not claim a start then; a caller that must know compares the run's ``createdAt``
+        so the log does not claim a start then; a caller that must know takes a :meth:`runs_snapshot` first
         (the operator does, on retries).
         """
         op = self.api.execute_task(slug=slug, task_id=task_id, param_values=param_values, resources=resources)
@@ -399,6 +400,14 @@ class AirplaneHook(_AirplaneHookBase):
             task_id=task_id, task_slug=task_slug, since=since, until=until, limit=limit, page=page
         )
         return self._call(op)
+
+    def runs_snapshot(self, *, task_id: str | None = None, task_slug: str | None = None) -> RunsSnapshot:
+        """The task's newest runs (one page) and the server's time of the answer.
+
+        Taken before starting a run, it tells later whether the run the API answers with existed already
+        (an ``Idempotency-Key`` replay) without comparing Airplane's clock with this machine's.
+        """
+        return self._call(self.api.runs_snapshot(task_id=task_id, task_slug=task_slug))
 
     def iter_runs(
         self,

@@ -15,20 +15,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_airplane import _metrics
 from airflow_provider_airplane._validation import check_reference, for_task
 from airflow_provider_airplane.exceptions import AirplaneNotFoundError
-from airflow_provider_airplane.hooks._api import created_before
+from airflow_provider_airplane.hooks._exchange import Log
 from airflow_provider_airplane.models import RunStatus
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_airplane.hooks._exchange import Log
     from airflow_provider_airplane.hooks.airplane import AirplaneHook
     from airflow_provider_airplane.models import AirplaneRun
+
+
+class OperatorLog(Log, Protocol):
+    """The operator's ``self.log``: an undeliverable cancel is an error a person must act on."""
+
+    def error(self, msg: str, /, *args: Any) -> object: ...
+
 
 # Where a try records its run for later tries in Airflow 3.3's task_state_store: ``{"run_id", "phase"}``
 # (a plain run id string, as older versions wrote, reads as phase "started"). Renaming it breaks
@@ -38,10 +44,10 @@ STATE_STORE_KEY = "airplane_run_id"
 STARTED = "started"  # waiting for it in the worker
 DEFERRED = "deferred"  # waiting in the triggerer, whose on_kill cancels it if the task is cleared/killed
 CANCELLING = "cancelling"  # asked Airplane to cancel it (timeout, execution_timeout, on_kill, an error)
-CONSUMED = "consumed"  # returned its outputs: the task instance is done with this run
+# Returned the run's outputs, or (wait_for_completion=False) handed its id downstream: the task instance
+# is done with this run, and a cleared task starts a new one.
+CONSUMED = "consumed"
 REATTACH, ADOPT, NEW = "re-attach", "adopt", "new run"
-# A run created less than this before the try started counts as the try's own (clock skew, rounding).
-CLOCK_SLACK_SECONDS = 1.0
 
 
 def idempotency_key(context: Context, *, try_number: int | None = None) -> str:
@@ -57,6 +63,19 @@ def idempotency_key(context: Context, *, try_number: int | None = None) -> str:
     return base if try_number is None else try_key(base, try_number)
 
 
+def task_key(context: Context, user_key: Any) -> str:
+    """The key every try of this task instance sends first: the derived one, or the user's. A mapped task
+    instance adds its map index to the user's key (``<key>-map<index>``), so each index starts its own
+    run instead of all sharing the first one's."""
+    if user_key is None:
+        return idempotency_key(context)
+    key = for_task(check_reference, user_key, "idempotency_key")
+    map_index = getattr(context["ti"], "map_index", None)
+    if isinstance(map_index, int) and map_index >= 0:
+        return f"{key}-map{map_index}"
+    return key
+
+
 def try_key(base: str, try_number: int) -> str:
     """The key of one try, made from a task instance's key (derived or the user's)."""
     return f"{base}-try{try_number}"
@@ -66,12 +85,16 @@ def verdict(run: AirplaneRun, phase: str | None, *, has_store: bool) -> str:
     """What a retry does with the run of an earlier try: ``REATTACH``, ``ADOPT`` or ``NEW``.
 
     ``phase`` is what the task state store says of this run (None: it does not know it); ``has_store``
-    is whether there is a store at all (Airflow 3.3+). A run an earlier try was cancelling, or left
-    deferred with a trigger that cancels on kill, may still read Active (cancel is asynchronous) and is
-    finished for us. A Succeeded run is adopted when the store shows no try consumed it (that try died);
-    the store knows nothing below 3.3, where adopting is the safe choice: a second run of a task that
-    sends invoices is worse than a cleared task returning the outputs of its run from within the hour.
+    is whether there is a store at all (Airflow 3.3+). A consumed run (its outputs returned, or its id
+    handed downstream by ``wait_for_completion=False``) is never taken again. A run an earlier try was
+    cancelling, or left deferred with a trigger that cancels on kill, may still read Active (cancel is
+    asynchronous) and is finished for us. A Succeeded run is adopted when the store shows no try consumed
+    it (that try died); the store knows nothing below 3.3, where adopting is the safe choice: a second
+    run of a task that sends invoices is worse than a cleared task returning the outputs of its run from
+    within the hour.
     """
+    if phase == CONSUMED:
+        return NEW
     if not run.is_terminal:
         return NEW if phase in (CANCELLING, DEFERRED) else REATTACH
     if run.status == RunStatus.SUCCEEDED:
@@ -125,42 +148,46 @@ def start_or_reattach(
     hook: AirplaneHook,
     start: Callable[[str], str],
     *,
-    started_at: float,
     durable: bool,
     user_key: Any,
+    slug: str | None,
+    task_id: str | None,
     record: RunRecord,
-    log: Log,
+    log: OperatorLog,
 ) -> str:
     """The run this try waits for (or whose outputs it returns); see :func:`verdict` for the rules.
 
-    ``start`` starts a run with the given key; ``user_key`` is the operator's rendered ``idempotency_key``.
+    ``start`` starts a run with the given key (and makes it the try's at once, so a failure right after
+    is handled as any other); ``user_key`` is the operator's rendered ``idempotency_key``; ``slug`` or
+    ``task_id`` name the Airplane task.
     """
     number = _try_number(context)
-    base = (
-        idempotency_key(context)
-        if user_key is None
-        else for_task(check_reference, user_key, "idempotency_key")
-    )
+    base = task_key(context, user_key)
     if not durable:
         return _new_run(start(try_key(base, number)))
 
     def follow(earlier: AirplaneRun, phase: str | None) -> str:
         decision = verdict(earlier, phase, has_store=record.store is not None)
         if decision != NEW:
-            return _keep(earlier, decision, record, log)
-        return _start_after(earlier, start, try_key(base, number), hook, record, log)
+            return _keep(earlier, decision, log)
+        return _start_after(earlier, phase, start, try_key(base, number), hook, log)
 
-    remembered = _remembered_run(record, hook, log) if number > 1 else None
+    if number == 1:
+        run_id = start(base)
+        if user_key is None:  # else the key may name a run another task instance started
+            log.info("Started Airplane run %s", run_id)
+        return _new_run(run_id)
+    remembered = _remembered_run(record, hook, log)
     if remembered is not None:
         return follow(*remembered)
+    # Whether the key hands back an earlier try's run or starts this one is told by the server's answers
+    # alone (the listing and its Date before the start), never by Airplane's clock against ours.
+    before = hook.runs_snapshot(task_id=task_id, task_slug=slug)
     run_id = start(base)
-    if number > 1:
-        run = hook.get_run(run_id)
-        if _created_before(run, started_at):
-            return follow(run, None)
-    if number > 1 or user_key is None:  # known to be new: created by this try, or the key is this TI's
-        log.info("Started Airplane run %s", run_id)
-    record.write(run_id, STARTED)
+    run = hook.get_run(run_id)
+    if before.had(run):
+        return follow(run, None)
+    log.info("Started Airplane run %s", run_id)
     return _new_run(run_id)
 
 
@@ -177,25 +204,26 @@ def _remembered_run(record: RunRecord, hook: AirplaneHook, log: Log) -> tuple[Ai
         return None
 
 
-def _keep(run: AirplaneRun, decision: str, record: RunRecord, log: Log) -> str:
+def _keep(run: AirplaneRun, decision: str, log: Log) -> str:
     if decision == ADOPT:
         log.info("Adopted Airplane run %s of an earlier try, which already ended %s", run.id, run.status)
     else:
         log.info("Re-attached to Airplane run %s started by an earlier try (it is %s)", run.id, run.status)
     _metrics.run_started("adopted" if decision == ADOPT else "reattached")
-    record.write(run.id, STARTED)
     return run.id
 
 
 def _start_after(
     earlier: AirplaneRun,
+    phase: str | None,
     start: Callable[[str], str],
     key: str,
     hook: AirplaneHook,
-    record: RunRecord,
-    log: Log,
+    log: OperatorLog,
 ) -> str:
-    if earlier.is_terminal:
+    if phase == CONSUMED:
+        why = f"is {earlier.status} and a try already returned it (the task was cleared)"
+    elif earlier.is_terminal:
         why = f"already ended {earlier.status}"
         if earlier.status == RunStatus.SUCCEEDED:
             why += " and a try returned its outputs (the task was cleared)"
@@ -205,10 +233,14 @@ def _start_after(
         try:
             hook.cancel_run(earlier.id)
         except Exception as err:
-            log.warning("Could not cancel Airplane run %s of an earlier try: %s", earlier.id, err)
+            log.error(
+                "Could not cancel Airplane run %s of an earlier try (%s); cancel it by hand: %s",
+                earlier.id,
+                err,
+                hook.get_run_url(earlier.id),
+            )
     run_id = start(key)
     log.info("Airplane run %s of an earlier try %s; started run %s", earlier.id, why, run_id)
-    record.write(run_id, STARTED)
     return _new_run(run_id)
 
 
@@ -220,8 +252,3 @@ def _new_run(run_id: str) -> str:
 def _try_number(context: Context) -> int:
     number = getattr(context["ti"], "try_number", None)
     return number if isinstance(number, int) and number > 0 else 1
-
-
-def _created_before(run: AirplaneRun, started_at: float) -> bool:
-    """Whether ``run`` existed before this try started (an earlier try's run the API handed back)."""
-    return created_before(run, started_at, slack=CLOCK_SLACK_SECONDS)

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_airplane._deferral import backstop, validate_event
 from airflow_provider_airplane._openlineage import AirplaneLineageMixin
-from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage, describe_seconds
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import DEFAULT_LOG_MAX_LINES, RunLogReader, check_log_max_lines
 from airflow_provider_airplane._validation import for_task, json_value, validate_run_id
@@ -103,7 +103,9 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         silent clamp: a timeout shorter than one poll cannot be honoured).
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param cancel_on_kill: cancel the run when the task ends without success while the run is in
-        progress (``execution_timeout``, marked failed or cleared, an error while waiting).
+        progress (``execution_timeout``, marked failed or cleared, any error after the run started),
+        except after an API outage longer than ``max_outage``: then its state is unknown, and the run is
+        kept for a retry to re-attach to.
     :param durable: when a retry finds the run an earlier try started still in progress (the worker
         was killed, ran out of memory...), wait for that run instead of starting another. Every try
         first sends the task instance's own ``Idempotency-Key`` (the same for every try), so within the
@@ -114,7 +116,8 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
     :param idempotency_key: the ``Idempotency-Key`` to start the run with, instead of the one derived
         from (dag_id, task_id, run_id, map_index); templated. Runs started with the same key within the
         API's hour are one run. A retry after a finished run sends ``<key>-try<N>``, and with
-        ``durable=False`` every try does.
+        ``durable=False`` every try does. A mapped task instance sends ``<key>-map<index>``, so each map
+        index starts its own run.
     :param output_max_bytes: largest JSON size of the outputs pushed to XCom (not checked with
         ``do_xcom_push=False``).
     :param show_logs: write the run's log lines into the task log as ``[airplane] <text>``: on each poll
@@ -223,28 +226,30 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         hook = self._hook()
 
         def start(key: str) -> str:
-            return hook.execute_task(
+            run_id = hook.execute_task(
                 slug, task_id=task_id, param_values=param_values, resources=resources, idempotency_key=key
             )
+            self._hold(context, hook, run_id)
+            return run_id
 
-        run_id = start_or_reattach(
-            context,
-            hook,
-            start,
-            started_at=started_at,
-            durable=self.durable,
-            user_key=self.idempotency_key,
-            record=self._record or RunRecord(None, self.log),
-            log=self.log,
-        )
-        self._run_id = run_id
-        self._see_run(hook, run_id)
-        run_url = hook.get_run_url(run_id)
-        self.log.info("Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
         try:
-            push_run_xcoms(context, hook, run_id)
+            run_id = start_or_reattach(
+                context,
+                hook,
+                start,
+                durable=self.durable,
+                user_key=self.idempotency_key,
+                slug=slug,
+                task_id=task_id,
+                record=self._record or RunRecord(None, self.log),
+                log=self.log,
+            )
+            run_url = self._hold(context, hook, run_id)
+            self.log.info("Airplane run %s of %s: %s", run_id, slug or task_id, run_url)
             if not self.wait_for_completion:
-                self._run_released = True  # whoever reads airplane_run_id owns it now
+                # Whoever reads airplane_run_id owns the run now: a cleared task starts a new one.
+                self._note(run_id, CONSUMED)
+                self._run_released = True
                 return run_id
             if self.deferrable:
                 run = hook.get_run(run_id)
@@ -259,17 +264,24 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
                     on_poll=self._follow_logs(hook, run_id, run_url),
                     max_outage=self.max_outage,
                 )
+            return self._finish(hook, run, run_url)
         except TaskDeferred:
             raise
-        except AirplaneOutageError:
-            self._leave_run("the Airplane API was unreachable for longer than max_outage")
-            raise
         except AirplaneRunTimeoutError as err:
-            return self._on_timeout(hook, err.run, run_url)
+            return self._on_timeout(hook, err.run, hook.get_run_url(err.run.id))
         except BaseException as err:
-            self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
+            self._after_error(err)
             raise
-        return self._finish(hook, run, run_url)
+
+    def _hold(self, context: Context, hook: AirplaneHook, run_id: str) -> str:
+        """Make ``run_id`` this try's run the moment it is known (XCom, task state store, ``on_kill``),
+        so every failure after it reaches :meth:`_after_error`. Returns the run's URL."""
+        if run_id != self._run_id:
+            self._run_id = run_id
+            self._see_run(hook, run_id)
+            push_run_xcoms(context, hook, run_id)
+            self._note(run_id, STARTED)
+        return hook.get_run_url(run_id)
 
     def _defer(self, run_id: str, started_at: float) -> NoReturn:
         """Hand the wait to the triggerer.
@@ -397,6 +409,20 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
             self._run_id,
             reason,
         )
+
+    def _after_error(self, err: BaseException) -> None:
+        """The one decision on what a failure after the run exists does to it: cancel it (with
+        ``cancel_on_kill``), except after an API outage longer than ``max_outage``, when its state is
+        unknown and it is kept for a retry to re-attach to."""
+        if self._run_id is None or self._run_released:
+            return
+        if isinstance(err, AirplaneOutageError):
+            self._leave_run(
+                f"the Airplane API was unreachable for {describe_seconds(err.seconds)}, longer than "
+                "max_outage, so its state is unknown"
+            )
+        else:
+            self._cancel_quietly(f"the task stopped with {type(err).__name__} while the run was in progress")
 
     def _cancel_quietly(self, reason: str, *, always: bool = False) -> AirplaneRun | None:
         """Best-effort cancel of the run this task started.

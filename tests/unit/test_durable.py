@@ -1,28 +1,30 @@
 """Idempotent start and re-attach on retry (``durable``, ``idempotency_key``) of AirplaneExecuteTaskOperator.
 
 Each try is an ``execute`` call with the task instance's ``try_number``, against the emulator over real
-HTTP. A try that "died" after starting its run is one that returned without waiting
-(``wait_for_completion=False``): the emulator sees exactly what a SIGKILLed worker leaves behind. The
-same under a real scheduler with a real SIGKILL is in tests/integration/test_reliability_in_airflow.py.
+HTTP. A try that "died" after starting its run is one stopped while it waited (``died_after_start``): the
+emulator and the task state store see exactly what a SIGKILLed worker leaves behind. The same under a
+real scheduler with a real SIGKILL is in tests/integration/test_reliability_in_airflow.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_airplane.exceptions import (
+    AirplaneAuthError,
     AirplaneError,
+    AirplaneOutageError,
     AirplaneRunCancelledError,
     AirplaneRunFailedError,
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
-from airflow_provider_airplane.operators import _reattach as airplane_operators
 from airflow_provider_airplane.operators import airplane as operator_module
 from airflow_provider_airplane.operators._reattach import STATE_STORE_KEY, idempotency_key, verdict
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
@@ -30,16 +32,6 @@ from airflow_provider_airplane.testing import AirplaneEmulator
 
 EXECUTE = "/v0/tasks/execute"
 ContextFactory = Callable[..., Any]  # an execution context (a dict; typed loosely, as Context is a TypedDict)
-
-
-@pytest.fixture(autouse=True)
-def tries_in_quick_succession(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tries here follow each other within milliseconds, not seconds as under a scheduler.
-
-    The operator tells an earlier try's run from its own by ``createdAt`` with a second of slack for
-    clock skew; the emulator shares this clock (microseconds), so none is needed here.
-    """
-    monkeypatch.setattr(airplane_operators, "CLOCK_SLACK_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -56,9 +48,17 @@ def op(**kwargs: Any) -> AirplaneExecuteTaskOperator:
     return AirplaneExecuteTaskOperator(task_id="run_it", **kwargs)
 
 
+class Killed(BaseException):
+    """SIGKILL: the try stops where it is, and nothing of it runs after that."""
+
+
 def died_after_start(ctx: Any, **kwargs: Any) -> str:
-    """A try that started its run and never waited for it (what a SIGKILL leaves behind)."""
-    run_id: str = op(wait_for_completion=False, **kwargs).execute(ctx)
+    """A try killed while it waited for its run: the run goes on, and on Airflow 3.3 the task state store
+    still says the try was waiting for it. ``cancel_on_kill=False`` stands for the cancel a killed process
+    never sends."""
+    with mock.patch.object(AirplaneHook, "wait_for_run", side_effect=Killed), pytest.raises(Killed):
+        op(cancel_on_kill=False, **kwargs).execute(ctx)
+    run_id: str = ctx["ti"].xcoms["airplane_run_id"]
     return run_id
 
 
@@ -406,6 +406,7 @@ TABLE = [
     ("Succeeded", "cancelling", True, "adopt"),  # the cancel lost the race to the run's end
     ("Succeeded", None, False, "adopt"),
     ("Succeeded", "consumed", True, "new run"),
+    ("Active", "consumed", True, "new run"),  # wait_for_completion=False handed it downstream
     ("Succeeded", None, True, "new run"),  # clear_on_success removed the record: it was consumed
     ("Failed", "started", True, "new run"),
     ("Failed", None, False, "new run"),
@@ -420,3 +421,183 @@ TABLE = [
 def test_the_reattach_table(status: str, phase: str | None, has_store: bool, decision: str) -> None:
     run = AirplaneRun(id="run1", status=RunStatus(status))
     assert verdict(run, phase, has_store=has_store) == decision
+
+
+# Issue 16 §2.1: a try that hands its run id downstream has consumed the run.
+@pytest.mark.parametrize("slug", ["instant", "forever"], ids=["run-ended", "run-in-progress"])
+def test_clearing_a_no_wait_task_starts_a_new_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, slug: str
+) -> None:
+    """Airflow 3.3: try 1 returned the run id (a downstream task owns the run); a clear runs the task again,
+    and leaves the handed-over run alone."""
+    store = FakeStateStore()
+    first = op(slug=slug, wait_for_completion=False).execute(with_store(task_ctx(try_number=1), store))
+    assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "consumed"}
+
+    second = op(slug=slug, wait_for_completion=False).execute(with_store(task_ctx(try_number=2), store))
+
+    assert second != first
+    assert [run["id"] for run in emu.runs()] == [first, second]
+    assert emu.request_counts().get("/v0/runs/cancel", 0) == 0
+    assert store.values[STATE_STORE_KEY] == {"run_id": second, "phase": "consumed"}
+
+
+# Issue 16 §2.7: "an earlier try's run or mine" is decided without comparing Airplane's clock with ours.
+CLOCK_OFFSETS = [-30.0, -2.0, 2.0, 30.0]
+
+
+@pytest.mark.parametrize("offset", CLOCK_OFFSETS)
+def test_snapshot_reads_the_servers_time(emu: AirplaneEmulator, offset: float) -> None:
+    import time
+
+    emu.clock_offset = offset
+    AirplaneHook().execute_task("forever")
+
+    snapshot = AirplaneHook().runs_snapshot(task_slug="forever")
+
+    assert [run.id for run in snapshot.runs] == [emu.runs()[0]["id"]]
+    assert snapshot.server_time is not None
+    assert abs(snapshot.server_time.timestamp() - (time.time() + offset)) < 2.0
+    assert AirplaneHook().runs_snapshot(task_slug="instant").runs == []
+
+
+@pytest.mark.parametrize("has_store", [True, False], ids=["airflow-3.3-store", "no-store"])
+@pytest.mark.parametrize("offset", CLOCK_OFFSETS)
+def test_retry_whose_earlier_try_started_nothing_keeps_its_own_run(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float, has_store: bool
+) -> None:
+    """Try 1 never started a run (its execute answered 5xx): try 2's run, ended at once, is its own."""
+    emu.clock_offset = offset
+    ctx = task_ctx(try_number=2)
+
+    assert op(slug="instant").execute(with_store(ctx, FakeStateStore()) if has_store else ctx) == {"rows": 1}
+
+    assert len(emu.runs()) == 1
+    assert sent_keys(emu) == [idempotency_key(ctx)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("offset", CLOCK_OFFSETS)
+def test_retry_after_a_failed_run_starts_one_new_run_whatever_the_servers_clock(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float
+) -> None:
+    """Below 3.3 (no store): the key hands try 2 the earlier try's Failed run, not taken for its own."""
+    emu.add_task("flaky", fail=True, error="first run breaks")
+    emu.clock_offset = offset
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="flaky").execute(task_ctx(try_number=1))
+    emu.add_task("flaky", output={"ok": True})  # the next run of it succeeds
+
+    assert op(slug="flaky").execute(task_ctx(try_number=2)) == {"ok": True}
+
+    assert [run["status"] for run in emu.runs()] == ["Failed", "Succeeded"]
+
+
+@pytest.mark.parametrize("offset", [-30.0, 30.0])
+def test_a_listing_that_lags_behind_is_covered_by_the_servers_date(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float
+) -> None:
+    """runs/list does not show the earlier try's Failed run yet (an API server behind the others): the
+    answer's Date, later than the run's createdAt on the same clock, still tells it is not this try's."""
+    import time
+
+    emu.add_task("flaky", fail=True, error="first run breaks")
+    emu.configure(clock_offset=offset, list_lag=60.0)
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="flaky").execute(task_ctx(try_number=1))
+    time.sleep(1.1)  # the Date header counts whole seconds
+    emu.add_task("flaky", output={"ok": True})
+    assert AirplaneHook().runs_snapshot(task_slug="flaky").runs == []
+
+    assert op(slug="flaky").execute(task_ctx(try_number=2)) == {"ok": True}
+
+    assert [run["status"] for run in emu.runs()] == ["Failed", "Succeeded"]
+
+
+@pytest.mark.parametrize("offset", CLOCK_OFFSETS)
+def test_retry_reattaches_whatever_the_servers_clock(
+    task_ctx: ContextFactory, emu: AirplaneEmulator, offset: float
+) -> None:
+    emu.clock_offset = offset
+    first = died_after_start(task_ctx(try_number=1), slug="forever")
+
+    assert died_after_start(task_ctx(try_number=2), slug="forever") == first
+
+    assert len(emu.runs()) == 1
+
+
+# Issue 16 §2.8: the run is the try's from the moment execute answers.
+def test_retry_that_fails_right_after_starting_its_run_cancels_it(
+    task_ctx: ContextFactory, emu: AirplaneEmulator
+) -> None:
+    """The read-back of a retry's new run fails: the run is already the try's (XCom, store), so it is
+    cancelled like after any other error, not left running unrecorded."""
+    emu.inject_fault("/v0/runs/get", status=403, count=1)
+    store = FakeStateStore()
+    ctx = with_store(task_ctx(try_number=2), store)
+
+    with pytest.raises(AirplaneAuthError):
+        op(slug="forever").execute(ctx)
+
+    (run,) = emu.runs()
+    assert run["status"] == "Cancelled"
+    assert ctx["ti"].xcoms["airplane_run_id"] == run["id"]
+    assert store.values[STATE_STORE_KEY] == {"run_id": run["id"], "phase": "cancelling"}
+
+
+@pytest.mark.parametrize("try_number", [1, 2], ids=["while-waiting", "reading-back-a-retrys-run"])
+def test_an_outage_past_max_outage_keeps_the_run_for_the_retry(
+    task_ctx: ContextFactory,
+    emu: AirplaneEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    try_number: int,
+) -> None:
+    """AirplaneOutageError after the run started: its state is unknown, so it is neither cancelled nor
+    forgotten, and the next try re-attaches to it."""
+    monkeypatch.setattr(AirplaneHook, "backoff_cap", 0.05)
+    store = FakeStateStore()
+    emu.inject_fault("/v0/runs/get", status=503, count=100_000)
+    with pytest.raises(AirplaneOutageError):
+        op(slug="forever", max_outage=0.3).execute(with_store(task_ctx(try_number=try_number), store))
+    emu.clear_faults()
+    (run,) = emu.runs()
+    assert run["status"] == "Active"
+    assert emu.request_counts().get("/v0/runs/cancel", 0) == 0
+    assert store.values[STATE_STORE_KEY] == {"run_id": run["id"], "phase": "started"}
+    assert f"Leaving Airplane run {run['id']} as it is" in logged(capfd)
+
+    next_try = with_store(task_ctx(try_number=try_number + 1), store)
+    assert died_after_start(next_try, slug="forever") == run["id"]
+    assert len(emu.runs()) == 1
+
+
+# Issue 16 §3: a user's idempotency_key on a mapped operator.
+def test_user_key_names_one_run_per_map_index(task_ctx: ContextFactory, emu: AirplaneEmulator) -> None:
+    emu.add_task("broken", fail=True, error="boom")
+    for index in (0, 1):
+        assert op(slug="instant", idempotency_key="k").execute(task_ctx(map_index=index)) == {"rows": 1}
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken", idempotency_key="k").execute(task_ctx(map_index=2))
+    with pytest.raises(AirplaneRunFailedError):
+        op(slug="broken", idempotency_key="k").execute(task_ctx(map_index=2, try_number=2))
+
+    assert len(emu.runs()) == 4
+    assert sent_keys(emu) == ["k-map0", "k-map1", "k-map2", "k-map2", "k-map2-try2"]
+
+
+@pytest.mark.slow
+def test_mapped_operator_with_a_user_key_starts_one_run_per_map_index(
+    airplane_conn: AirplaneEmulator, run_dag: Callable[..., Any]
+) -> None:
+    """dag.test() of tests/dags/airplane_mapped_key_dags.py: 3 map indexes, one key, 3 runs."""
+    airplane_conn.add_task("score", output={"ok": True})
+
+    result = run_dag("test_airplane_mapped_key")
+
+    assert result.state == "success"
+    runs = airplane_conn.runs()
+    assert sorted(run["paramValues"]["n"] for run in runs) == [0, 1, 2]
+    assert {result.xcom("score", "airplane_run_id", index) for index in range(3)} == {
+        run["id"] for run in runs
+    }
+    assert sorted(sent_keys(airplane_conn)) == [f"nightly-scores-map{index}" for index in range(3)]

@@ -314,7 +314,12 @@ def test_failing_cancel_never_hides_the_original_error(
     emu.inject_fault(CANCEL, status=403, count=5)
     with pytest.raises(AirplaneAuthError):
         op(slug="long").execute(task_ctx())
-    assert "Could not cancel Airplane run" in logged(capfd)
+    run_id = only_run(emu)["id"]
+    # An ERROR a person can act on: which run, and where to cancel it by hand.
+    line = next(line for line in logged(capfd).splitlines() if "Could not cancel Airplane run" in line)
+    assert "[error" in line
+    assert f"Could not cancel Airplane run {run_id}" in line
+    assert f"cancel it by hand at https://app.example.test/runs/{run_id}" in line
     assert only_run(emu)["status"] in IN_PROGRESS
 
 
