@@ -6,6 +6,11 @@ is still writing would cost a request per new line) or ``FOLLOW_MAX_PAGES`` were
 ended (or a deferred task resumes) it reads every remaining page, until an answer holds no new line. Each line
 is written once, in order, as ``[airplane] <text>``. The last lines are kept for a failed run's error.
 
+Past ``max_lines`` nothing more is written, so the reader stops after ``PAST_LIMIT_PAGES`` more pages (a
+run just over the limit still gets an exact count and its real last lines) instead of paging through the
+whole log: one line then says the rest was not read. A failed run's error then carries no last lines:
+the lines read last are not the run's last.
+
 Reading logs never fails the task and never cancels the run: a 404 (the server has no log endpoint; the
 run itself was just read) stops reading with one warning; any other error is a warning, and the next poll
 tries again from the same token. Each read gives up after ``max_wait`` seconds (the poll interval).
@@ -28,6 +33,7 @@ MARK = "[airplane]"
 TAIL_LINES = 20  # a failed run's last lines that go into the exception text
 DEFAULT_LOG_MAX_LINES = 10_000
 FOLLOW_MAX_PAGES = 50
+PAST_LIMIT_PAGES = 10
 
 
 class RunLogReader:
@@ -54,8 +60,12 @@ class RunLogReader:
         self.cursor = LogCursor()
         self.longest_page = 0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.taken = 0  # lines read, written or not
         self.written = 0
         self.left_out = 0
+        self.pages_past_limit = 0
+        # Reading stopped ``PAST_LIMIT_PAGES`` pages past ``max_lines``, before the log's end.
+        self.cut_short = False
         self.available = True
         self.complete = False
 
@@ -71,13 +81,16 @@ class RunLogReader:
             self.log.warning(
                 "The rest of Airplane run %s's log could not be read; it is at %s", self.run_id, self.run_url
             )
-        if self.echo and self.left_out:
+        if self.cut_short:
+            self.tail.clear()  # the lines read last are not the run's last lines
+        if self.echo and (self.left_out or self.cut_short):
             self.log.warning(
-                "%s %d more lines of Airplane run %s were left out (log_max_lines=%d); read them at %s",
+                "%s %d more lines of Airplane run %s were left out (log_max_lines=%d)%s; read them at %s",
                 MARK,
                 self.left_out,
                 self.run_id,
                 self.max_lines,
+                ", and the rest of its log was not read" if self.cut_short else "",
                 self.run_url,
             )
         self.complete = True
@@ -89,6 +102,9 @@ class RunLogReader:
         """
         pages = 0
         while self.available and (max_pages is None or pages < max_pages):
+            if self.pages_past_limit >= PAST_LIMIT_PAGES:
+                self.cut_short = True  # nothing more is wanted from this log
+                return True
             try:
                 page = self.hook.get_run_logs(
                     self.run_id, prev_token=self.cursor.prev_token, max_wait=self.max_wait
@@ -106,6 +122,8 @@ class RunLogReader:
             except AirplaneError as err:
                 self.log.warning("Could not read Airplane run %s's log this time: %s", self.run_id, err)
                 return False
+            if self.taken >= self.max_lines:
+                self.pages_past_limit += 1
             fresh = self.cursor.take(page)
             self._write(fresh)
             pages += 1
@@ -118,6 +136,7 @@ class RunLogReader:
 
     def _write(self, lines: list[AirplaneLogLine]) -> None:
         scrub = self.hook.config.scrub  # a run may print anything; the provider's own key is never echoed
+        self.taken += len(lines)
         for line in lines:
             text = scrub(line.text)
             self.tail.append(text)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 APPROVAL_CODE = "task_must_be_requested"
 _SNIPPET_CHARS = 200
+# Answers that say the connection itself may be wrong: a rejected key, a key without permission, or a
+# host or environment that does not know the run or task. A hook reads its connection again after one.
+CONNECTION_SUSPECT_STATUSES = frozenset({401, 403, 404})
 
 
 class Log(Protocol):
@@ -243,6 +246,11 @@ class Call(Generic[T]):
     @property
     def result(self) -> T:
         return self._result  # type: ignore[return-value]  # None is a valid T for some operations
+
+    @property
+    def connection_suspect(self) -> bool:
+        """Whether the last answer says the connection may be wrong (401, 403, 404)."""
+        return isinstance(self.last, Answer) and self.last.status in CONNECTION_SUSPECT_STATUSES
 
     @property
     def request(self) -> HttpRequest:

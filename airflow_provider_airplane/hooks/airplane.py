@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime, timedelta
-from functools import cache, cached_property
+from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -62,6 +62,10 @@ T = TypeVar("T")
 
 # test_connection answers a person waiting in the UI: no long backoff.
 _TEST_CONNECTION_ATTEMPTS = 2
+# Seconds a hook uses the connection as read before reading it again: a long-lived hook (the triggerer's
+# watchers) picks up a fixed key or host without a restart. It is also read again after an answer that
+# says it may be wrong (401, 403, 404).
+CONFIG_MAX_AGE = 300.0
 
 
 # Transport errors worth another attempt: the request may not have arrived, or its answer was lost.
@@ -98,6 +102,7 @@ class _AirplaneHookBase(BaseHook):
     backoff_cap: float = 30.0
     # Honour Retry-After, but never park a worker or the triggerer longer than this on one answer.
     retry_after_max: float = 120.0
+    config_max_age: float = CONFIG_MAX_AGE
 
     def __init__(
         self,
@@ -119,6 +124,10 @@ class _AirplaneHookBase(BaseHook):
         self._rides_outages = False
         self._max_outage: float | None = None
         self._announce_outages = True
+        # The connection as last read (see ``config_max_age``), when, and whether an answer cast doubt on it.
+        self._api: ApiCore | None = None
+        self._read_at = 0.0
+        self._suspect = False
 
     def ride_outages(
         self, max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE, *, announce: bool = True
@@ -161,6 +170,46 @@ class _AirplaneHookBase(BaseHook):
             timeout=self.timeout,
             env_slug=self.env_slug,
         )
+
+    def _current_api(self) -> ApiCore | None:
+        """The API as read before, or None when the connection is due to be read (again)."""
+        if self._api is None or self._suspect or time.monotonic() - self._read_at >= self.config_max_age:
+            return None
+        return self._api
+
+    def _is_new_key(self, config: AirplaneConfig) -> bool:
+        """Whether ``config`` brings a key the masker has not been told about by this hook."""
+        return self._api is None or self._api.config.api_key != config.api_key
+
+    def _adopt(self, config: AirplaneConfig) -> ApiCore:
+        """Use the connection as just read; say so when it changed since the last read."""
+        if self._api is None or self._api.config != config:
+            if self._api is not None:
+                self.log.info("Airplane connection %r changed; using it as it is now", self.airplane_conn_id)
+            self._api = ApiCore(config)
+        self._read_at = time.monotonic()
+        self._suspect = False
+        return self._api
+
+    def _keep(self, error: Exception) -> ApiCore:
+        """The connection could not be read again (a secrets backend down for a moment, an edit half
+        done): carry on with it as read before; with nothing read before, the error is the answer."""
+        if self._api is None:
+            raise error
+        self.log.warning(
+            "Could not read Airplane connection %r again (%s); using it as read before",
+            self.airplane_conn_id,
+            error,
+        )
+        self._read_at = time.monotonic()
+        self._suspect = False
+        return self._api
+
+    def _note_answer(self, call: Call[Any]) -> None:
+        """After an answer that says the connection may be wrong, read it again before the next call, so
+        fixing the connection is enough for a hook that lives on (a watcher that keeps retrying)."""
+        if call.connection_suspect:
+            self._suspect = True
 
     def _policy(
         self, max_attempts: int | None = None, budget: float | None = None, outage: Outage | None = None
@@ -223,20 +272,32 @@ class AirplaneHook(_AirplaneHookBase):
             for name, label in fields.items()
         }
 
-    @cached_property
+    @property
     def config(self) -> AirplaneConfig:
-        """The connection, read once per hook."""
+        """The connection as it is now (see ``api``)."""
+        return self.api.config
+
+    @property
+    def api(self) -> ApiCore:
+        """The API calls for the connection: read on first use, again after a 401, 403 or 404, and at
+        least every ``config_max_age`` seconds."""
+        api = self._current_api()
+        if api is None:
+            try:
+                config = self._read_config()
+            except Exception as err:
+                return self._keep(err)
+            if self._is_new_key(config):
+                mask_secret(config.api_key)
+            api = self._adopt(config)
+        return api
+
+    def _read_config(self) -> AirplaneConfig:
         try:
             conn = self.get_connection(self.airplane_conn_id)
         except AirflowNotFoundException as err:
             raise _missing_connection(self.airplane_conn_id) from err
-        config = self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
-        mask_secret(config.api_key)
-        return config
-
-    @cached_property
-    def api(self) -> ApiCore:
-        return ApiCore(self.config)
+        return self._build_config(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
 
     def get_conn(self) -> requests.Session:
         """The keep-alive session every call of this hook shares."""
@@ -275,10 +336,13 @@ class AirplaneHook(_AirplaneHookBase):
         return Answer.of(response.status_code, response.headers, response.content)
 
     def _drive(self, call: Call[T]) -> T:
-        delay = call.feed(self._exchange(call.request))
-        while delay is not None:
-            self.sleep(delay)
+        try:
             delay = call.feed(self._exchange(call.request))
+            while delay is not None:
+                self.sleep(delay)
+                delay = call.feed(self._exchange(call.request))
+        finally:
+            self._note_answer(call)
         return call.result
 
     def _call(
@@ -526,23 +590,31 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         super().__init__(airplane_conn_id, timeout=timeout, max_attempts=max_attempts, env_slug=env_slug)
         self.sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
         self._session: aiohttp.ClientSession | None = None
-        self._api: ApiCore | None = None
 
     async def get_config(self) -> AirplaneConfig:
-        """The connection, read once per hook without blocking the loop (a worker thread before 3.3.2)."""
+        """The connection as it is now (see ``_get_api``)."""
         return (await self._get_api()).config
 
     async def _get_api(self) -> ApiCore:
-        if self._api is None:
+        """As ``AirplaneHook.api``, without blocking the loop (a worker thread before 3.3.2)."""
+        api = self._current_api()
+        if api is None:
             try:
-                conn = await get_async_connection(self.airplane_conn_id, hook=self)
-            except AirflowNotFoundException as err:
-                raise _missing_connection(self.airplane_conn_id) from err
-            extra = await get_async_extra_dejson(conn)
-            config = self._build_config(conn.host, conn.port, conn.password, extra, conn.schema)
-            await _amask_secret(config.api_key)
-            self._api = ApiCore(config)
-        return self._api
+                config = await self._read_config()
+            except Exception as err:
+                return self._keep(err)
+            if self._is_new_key(config):
+                await _amask_secret(config.api_key)
+            api = self._adopt(config)
+        return api
+
+    async def _read_config(self) -> AirplaneConfig:
+        try:
+            conn = await get_async_connection(self.airplane_conn_id, hook=self)
+        except AirflowNotFoundException as err:
+            raise _missing_connection(self.airplane_conn_id) from err
+        extra = await get_async_extra_dejson(conn)
+        return self._build_config(conn.host, conn.port, conn.password, extra, conn.schema)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -561,7 +633,8 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         import aiohttp
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # trust_env: HTTP(S)_PROXY, NO_PROXY and .netrc count here as they do for requests in a worker.
+            self._session = aiohttp.ClientSession(trust_env=True)
         try:
             async with self._session.request(
                 request.method,
@@ -582,10 +655,13 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         api = await self._get_api()
         policy = self._policy(budget=budget, outage=outage or self._outage_for(op, budget))
         call = api.start(op, policy=policy, log=self.log)
-        delay = call.feed(await self._exchange(call.request))
-        while delay is not None:
-            await self.sleep(delay)
+        try:
             delay = call.feed(await self._exchange(call.request))
+            while delay is not None:
+                await self.sleep(delay)
+                delay = call.feed(await self._exchange(call.request))
+        finally:
+            self._note_answer(call)
         return call.result
 
     async def get_run(self, run_id: str) -> AirplaneRun:

@@ -74,6 +74,8 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
         self.max_outage = check_max_outage(max_outage)
 
     def _hook(self) -> AirplaneHook:
+        """A hook for one ``execute``, ``poke`` or resume: used in a ``with``, so a sensor poking a
+        thousand times in one worker process holds no socket between pokes."""
         hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
         return hook.ride_outages(self.max_outage)
 
@@ -93,16 +95,16 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         started_at = time.time()
         run_id = validate_run_id(self.run_id)
-        hook = self._hook()
-        run_url = push_run_xcoms(context, hook, run_id)
-        self.log.info("Watching Airplane run %s: %s", run_id, run_url)
+        with self._hook() as hook:
+            run_url = push_run_xcoms(context, hook, run_id)
+            self.log.info("Watching Airplane run %s: %s", run_id, run_url)
+            run = hook.get_run(run_id) if self.deferrable else None
+            if run is not None and run.is_terminal:
+                self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
+                self._judge(hook, run, run_url)
+                return None
         if not self.deferrable:
-            return super().execute(context)
-        run = hook.get_run(run_id)
-        if run.is_terminal:
-            self.log.info("Airplane run %s already ended %s; not deferring", run_id, run.status)
-            self._judge(hook, run, run_url)
-            return None
+            return super().execute(context)  # each poke opens and closes its own hook
         from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
 
         # BaseSensorOperator allows a poke_interval of 0, which would make the trigger spin.
@@ -127,30 +129,30 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         run_id = validate_run_id(self.run_id)
-        hook = self._hook()
-        run = hook.get_run(run_id)
-        if not run.is_terminal:
-            self.log.info("Airplane run %s is %s", run_id, run.status)
-            return False
-        self._judge(hook, run, hook.get_run_url(run_id))
+        with self._hook() as hook:
+            run = hook.get_run(run_id)
+            if not run.is_terminal:
+                self.log.info("Airplane run %s is %s", run_id, run.status)
+                return False
+            self._judge(hook, run, hook.get_run_url(run_id))
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Resume after the trigger; the verdict comes from the run itself, as on every other path."""
         status, run_id, message = validate_event(event)
-        hook = self._hook()
-        run_url = push_run_xcoms(context, hook, run_id)
-        if status == "timeout":
-            raise AirflowSensorTimeout(
-                f"Airplane run {run_id} did not finish before the sensor's deadline "
-                f"(timeout={self.timeout:g} s, execution_timeout={self.execution_timeout}); "
-                f"it was left running. See {run_url}"
-            )
-        if status == "error":
-            raise AirplaneError(
-                f"Lost track of Airplane run {run_id} while deferred: {message}. See {run_url}"
-            )
-        self._judge(hook, hook.get_run(run_id), run_url)
+        with self._hook() as hook:
+            run_url = push_run_xcoms(context, hook, run_id)
+            if status == "timeout":
+                raise AirflowSensorTimeout(
+                    f"Airplane run {run_id} did not finish before the sensor's deadline "
+                    f"(timeout={self.timeout:g} s, execution_timeout={self.execution_timeout}); "
+                    f"it was left running. See {run_url}"
+                )
+            if status == "error":
+                raise AirplaneError(
+                    f"Lost track of Airplane run {run_id} while deferred: {message}. See {run_url}"
+                )
+            self._judge(hook, hook.get_run(run_id), run_url)
         self.log.info("Airplane run %s succeeded", run_id)
 
     def _raise_for_run(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:
