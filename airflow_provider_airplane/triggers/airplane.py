@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import warnings
@@ -419,6 +420,10 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         (re)start, or to learn which task id its slug has."""
         async with self._hook() as hook:
             watch = await self._open_watch()
+            # At once, alongside the stream's own first look; if it fails, the first listing retries it
+            # and logs why.
+            with contextlib.suppress(Exception):
+                await watch.first_look(hook)
             listings = aiter(shared_stream)
             pending: asyncio.Future[Any] | None = None
             try:

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -118,6 +119,17 @@ class Events:
         self._task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await self._task
+
+
+def list_requests(emu: AirplaneEmulator) -> list[dict[str, Any]]:
+    return [entry for entry in emu.request_log() if entry["path"] == "/v0/runs/list"]
+
+
+def own_listings(emu: AirplaneEmulator, slug: str) -> int:
+    """Full listings of one task (not its first look, ``limit=1``)."""
+    return sum(
+        1 for e in list_requests(emu) if e["query"].get("taskSlug") == slug and e["query"]["limit"] != "1"
+    )
 
 
 # --- Arguments: checked when the DAG file is parsed ------------------------------------------------
@@ -327,10 +339,6 @@ def log_lines(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixtur
     return [*out.splitlines(), *err.splitlines(), *(r.getMessage() for r in caplog.records)]
 
 
-def list_requests(emu: AirplaneEmulator) -> list[dict[str, Any]]:
-    return [entry for entry in emu.request_log() if entry["path"] == "/v0/runs/list"]
-
-
 async def test_an_outage_within_max_outage_costs_two_log_lines_and_no_run(
     airplane_conn: AirplaneEmulator, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -489,6 +497,97 @@ async def test_kill_between_event_and_stored_cursor_repeats_never_loses(
     await again.stop()
 
 
+@pytest.mark.parametrize("one_asset", [False, True], ids=["an-asset-each", "two-watchers-one-asset"])
+async def test_two_watchers_on_one_asset_keep_their_own_cursors(
+    airplane_conn: AirplaneEmulator, one_asset: bool
+) -> None:
+    """Review 2026-12 (issue 16, 2.2): on 3.3 both watchers of one asset get the same asset_state_store.
+    A fast watcher's cursor moves a minute ahead; after a restart the slow one still reports its own run
+    that ended while it was waiting for its next poll."""
+    emu = airplane_conn
+    emu.add_task("a", duration=0.0)
+    emu.add_task("b", duration=0.0)
+    store_a = Store()
+    store_b = store_a if one_asset else Store()
+    watcher_a = watcher(store_a, slug="a", poll_interval=0.1)
+    a = Events(watcher_a.run())
+    b = Events(watcher(store_b, slug="b", poll_interval=1000.0).run())  # one poll at start
+    await b.until(lambda: own_listings(emu, "b") >= 1)
+    await a.until(lambda: own_listings(emu, "a") >= 1)
+
+    rb = start(emu, "b")[0]  # ends at once; b polls next in 1000 s
+    emu.clock_offset = 60.0  # a minute later (server clock)
+    ra = start(emu, "a")[0]
+    await a.until(lambda: a.run_ids == [ra])
+    await a.until(lambda: json.loads(store_a.values[watcher_a.cursor_key])["emitted"].get(ra) is not None)
+    await a.stop()
+    await b.stop()  # triggerer restart
+
+    b_again = Events(watcher(store_b, slug="b", poll_interval=1000.0).run())
+    await b_again.until(lambda: own_listings(emu, "b") >= 2)
+    await b_again.until(lambda: b.run_ids + b_again.run_ids == [rb])
+    assert _events.LEGACY_CURSOR_KEY not in store_b.values
+    assert len(store_a.values) == (2 if one_asset else 1)
+    await b_again.stop()
+
+
+def test_the_cursor_key_names_the_watchers_task_statuses_and_environment() -> None:
+    keys = {
+        AirplaneRunEventTrigger(**kwargs).cursor_key
+        for kwargs in (
+            {"slug": "job"},
+            {"slug": "job", "statuses": ["Failed"]},
+            {"slug": "job", "env_slug": "stage"},
+            {"slug": "job", "airplane_conn_id": "other"},
+            {"slug": "other"},
+            {"airplane_task_id": "job"},
+        )
+    }
+    assert len(keys) == 6
+    same = AirplaneRunEventTrigger(slug="job", statuses=["Failed", "Succeeded"], poll_interval=5, lookback=9)
+    assert same.cursor_key == AirplaneRunEventTrigger(slug="job", statuses=["Succeeded", "Failed"]).cursor_key
+    long = AirplaneRunEventTrigger(slug="j" * 600).cursor_key
+    assert len(long) <= 512
+    assert long != AirplaneRunEventTrigger(slug="j" * 601).cursor_key
+
+
+async def test_an_upgrade_adopts_the_single_cursor_of_earlier_versions_once(
+    airplane_conn: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before 2.2 every watcher of an asset kept its cursor under one key. The watchers that start with
+    the upgrade resume from it (so runs that ended during the upgrade are reported), each under its own
+    key from then on; a watcher added to the asset after ADOPT_WINDOW starts afresh."""
+    emu = airplane_conn
+    emu.add_task("a", duration=0.0)
+    emu.add_task("b", duration=0.0)
+    store = Store()
+    await store.aset(_events.LEGACY_CURSOR_KEY, Cursor(since=time.time() - 5).to_json())
+    during = {"a": start(emu, "a")[0], "b": start(emu, "b")[0]}  # end while the triggerer is upgraded
+    watcher_a = watcher(store, slug="a")
+    a = Events(watcher_a.run())
+    b = Events(watcher(store, slug="b").run())
+    await a.until(lambda: a.run_ids == [during["a"]])
+    await b.until(lambda: b.run_ids == [during["b"]])
+    legacy = json.loads(store.values[_events.LEGACY_CURSOR_KEY])
+    assert "migrated_at" in legacy
+    stored = lambda: json.loads(store.values.get(watcher_a.cursor_key, "{}"))  # noqa: E731
+    await a.until(lambda: during["a"] in stored().get("emitted", {}))
+    await a.stop()
+    await b.stop()
+    again = Events(watcher(store, slug="a").run())  # a restart: its own key, the legacy one ignored
+    await again.quiet(3, emu)
+    assert again.run_ids == []
+    await again.stop()
+    assert json.loads(store.values[_events.LEGACY_CURSOR_KEY]) == legacy  # adopted once, marked once
+
+    monkeypatch.setattr(_events, "ADOPT_WINDOW", 0.0)  # the asset gets a new watcher much later
+    await asyncio.sleep(1.1)  # (its first cursor is a Date header: whole seconds)
+    late = Events(watcher(store, slug="a", statuses=["Succeeded", "Failed"]).run())
+    await late.quiet(3, emu)
+    assert late.run_ids == []
+    await late.stop()
+
+
 async def test_identical_watcher_arguments_warn_and_carry_on(
     airplane_conn: AirplaneEmulator, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -520,6 +619,37 @@ async def test_lookback_reports_runs_that_ended_before_the_first_start(
     with_lookback = Events(watcher(lookback=120).run())
     await with_lookback.until(lambda: sorted(with_lookback.run_ids) == sorted(old))
     await with_lookback.stop()
+
+
+@pytest.mark.parametrize(
+    "offset", [0.0, -30.0, 30.0], ids=["same-clock", "airplane-behind", "airplane-ahead"]
+)
+async def test_the_first_cursor_follows_airplanes_clock(
+    airplane_conn: AirplaneEmulator, offset: float
+) -> None:
+    """Review 2026-12 (issue 16, 2.6): with Airplane's clock 30 s behind Airflow's, a first cursor from the
+    local clock dropped every run that ended in the watcher's first 30 s; 30 s ahead, it reported runs
+    that ended before the watcher started. The first cursor is the Date of Airplane's answer."""
+    emu = airplane_conn
+    emu.clock_offset = offset
+    emu.add_task("job", duration=0.0)
+    before = start(emu)[0]
+    await asyncio.sleep(1.1)  # the Date header has whole seconds
+    emu.add_task("job", duration=0.2)
+    events = Events(watcher(Store()).run())
+    await events.until(lambda: own_listings(emu, "job") >= 1)
+    run_id = start(emu)[0]  # starts after the watcher, ends 0.2 s later
+    await asyncio.sleep(0.5)
+    await events.quiet(5, emu)
+    assert events.run_ids == [run_id], before
+    await events.stop()
+
+
+def test_the_emulators_date_header_follows_its_clock(airplane_conn: AirplaneEmulator) -> None:
+    airplane_conn.clock_offset = -3600.0
+    with AirplaneHook() as hook:
+        answer = hook.get_conn().get(f"{airplane_conn.url}/v0/runs/list", headers={"X-Airplane-API-Key": "x"})
+    assert abs(parsedate_to_datetime(answer.headers["Date"]).timestamp() - (time.time() - 3600)) < 2
 
 
 # --- Shared streams (Airflow 3.3) ----------------------------------------------------------------------
