@@ -353,8 +353,6 @@ def build_app(state: State) -> web.Application:
                 if mode == "truncated":
                     _truncate(response)
             status = response.status
-            # The Date header follows the emulator's clock, as a real server's follows its own.
-            response.headers.setdefault("Date", formatdate(state.now(), usegmt=True))
         with state.lock:
             entry["status"] = status
         return response

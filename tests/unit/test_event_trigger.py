@@ -680,17 +680,30 @@ async def test_watchers_share_one_listing_and_each_gets_its_own_task(
         return sum(1 for query in listed if query["limit"] == "50" and "taskSlug" not in query)
 
     await events[0].until(lambda: shared_listings() >= 3)
+
+    def own_full_listings() -> list[str]:
+        queries = [e["query"] for e in list_requests(emu)]
+        return [query["taskSlug"] for query in queries if "taskSlug" in query and query["limit"] == "50"]
+
     started = {slug: start(emu, slug, count=2) for slug in slugs}
     for slug, collected in zip(slugs, events, strict=True):
         await collected.until(lambda c=collected, s=slug: sorted(c.run_ids) == sorted(started[s]))
     listed = [e["query"] for e in list_requests(emu)]
     shared = [query for query in listed if "taskSlug" not in query and query["limit"] == "50"]
-    own = [query for query in listed if "taskSlug" in query and query["limit"] == "50"]
-    # Started together with the shared poll, no watcher needed a listing of its own: each took one look
-    # at its task (limit=1) for Airplane's time, and the stream one at the environment.
-    assert own == []
+    # Each watcher took one look (limit=1) at its task when it started, and the stream one at the
+    # environment. The runs carry no taskSlug (the public API) and no task had run yet: a watcher lists
+    # its own task when a finished run of a task it does not know shows up, and learns from it which
+    # task is its own and which are not.
     assert sorted(q.get("taskSlug", "") for q in listed if q["limit"] == "1") == ["", *slugs]
     assert len(shared) >= 4
+    learning = own_full_listings()
+    assert set(learning) <= set(slugs)
+    assert len(learning) <= 2 * len(slugs), learning
+    # Now that every watcher knows its task's id, a second round needs no listing of their own.
+    again = {slug: start(emu, slug) for slug in slugs}
+    for slug, collected in zip(slugs, events, strict=True):
+        await collected.until(lambda c=collected, s=slug: again[s][0] in c.run_ids)
+    assert own_full_listings() == learning
     # A watcher restarted with a stored cursor from before the shared poll's first window catches up
     # with one listing of its own task, then follows the shared listings.
     late_store = Store()
@@ -699,11 +712,10 @@ async def test_watchers_share_one_listing_and_each_gets_its_own_task(
     await late_store.aset(late.cursor_key, old_cursor.to_json())
     missed = start(emu, "job0")
     late_events = Events(late.filter_shared_stream(manager.subscribe(trigger_id=99, trigger=late, key=key)))
-    expected = sorted([*started["job0"], *missed])
+    expected = sorted([*started["job0"], *again["job0"], *missed])
     await late_events.until(lambda: sorted(late_events.run_ids) == expected)
     await late_events.quiet(3, emu)
-    own = [e["query"] for e in list_requests(emu) if "taskSlug" in e["query"] and e["query"]["limit"] == "50"]
-    assert [query["taskSlug"] for query in own] == ["job0"]
+    assert own_full_listings() == [*learning, "job0"]
     assert sorted(late_events.run_ids) == expected
     for collected in [*events, late_events]:
         await collected.stop()
@@ -746,7 +758,7 @@ def test_a_slug_watcher_tells_its_runs_from_others_where_runs_carry_no_slug() ->
 
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="shared streams are new in Airflow 3.3")
 async def test_quiet_slug_watchers_cost_one_listing_per_interval_without_task_slug(
-    airplane_conn: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+    airplane_conn: AirplaneEmulator,
 ) -> None:
     """Review 2026-12 (issue 16, 2.9): five slug watchers of quiet tasks share one stream while another
     task keeps finishing runs, against an API whose runs carry no ``taskSlug``. Each watcher lists its own
@@ -754,14 +766,6 @@ async def test_quiet_slug_watchers_cost_one_listing_per_interval_without_task_sl
     quiet task still reaches its watcher, and only its watcher."""
     from airflow.triggers.shared_stream import SharedStreamManager
 
-    class PublicApi(AirplaneAsyncHook):
-        """Answers as the public API would: no taskSlug in run objects."""
-
-        async def list_runs(self, **kwargs: Any) -> list[AirplaneRun]:
-            runs = await super().list_runs(**kwargs)
-            return [AirplaneRun.from_api({k: v for k, v in r.raw.items() if k != "taskSlug"}) for r in runs]
-
-    monkeypatch.setattr(AirplaneRunEventTrigger, "_hook", lambda self: PublicApi(self.airplane_conn_id))
     emu = airplane_conn
     emu.add_task("noise", duration=0.0)
     slugs = [f"quiet{i}" for i in range(5)]
@@ -789,6 +793,7 @@ async def test_quiet_slug_watchers_cost_one_listing_per_interval_without_task_sl
     await events[0].until(lambda: shared_polls() >= start_polls + 6)
     listed = [e["query"] for e in list_requests(emu)][before:]
     own = [q for q in listed if "taskSlug" in q]
+    assert "taskSlug" not in AirplaneHook().list_runs(limit=1)[0].raw  # the public API's run shape
     assert len(own) <= len(slugs), f"{len(own)} per-watcher listings for {len(listed) - len(own)} shared ones"
     quiet = start(emu, "quiet0")
     await events[0].until(lambda: events[0].run_ids == quiet)
