@@ -13,7 +13,7 @@ ahead change, and so fall into the next window). The ids emitted inside the over
 in it is emitted twice; a run is emitted only once it is terminal and only if it ended inside the window
 (a server that ignored ``since`` would not re-fire old runs).
 
-The first cursor is server time too: the ``Date`` header of a ``runs/list?limit=1`` answer. That look
+The first cursor is server time too: the ``Date`` header of a first ``runs/list`` answer. That look
 also tells a slug watcher its task's id (the public run object has no slug).
 
 Storage (Airflow 3.3, ``asset_state_store``): every watcher of an asset gets the asset's one store, so
@@ -36,7 +36,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from airflow_provider_airplane import _metrics
@@ -47,7 +46,6 @@ from airflow_provider_airplane.exceptions import (
     AirplaneOutageError,
 )
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE, ApiCore
-from airflow_provider_airplane.hooks._exchange import Answer, Operation
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
 
@@ -140,15 +138,6 @@ class Listing:
         )
 
 
-def _answer_date(answer: Answer) -> float | None:
-    """The server's clock when it answered (the ``Date`` header, whole seconds rounded down), or None."""
-    try:
-        moment = parsedate_to_datetime(answer.headers.get("date", ""))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 async def first_look(
     hook: AirplaneAsyncHook,
     *,
@@ -156,24 +145,18 @@ async def first_look(
     task_slug: str | None = None,
     outage: Outage | None = None,
 ) -> tuple[float, list[AirplaneRun]]:
-    """Airplane's time now and the newest run (of the task, if given), from one ``runs/list?limit=1``.
+    """Airplane's time now and the newest runs (of the task, if given), from one ``runs/list`` page.
 
     The time is the answer's ``Date``: at or before the server's clock when it answered, so a cursor
     started there misses no run that ends later, whatever the local clock says. Without a ``Date`` (a
     proxy dropped it), the local clock, logged.
     """
     api = ApiCore(await hook.get_config())
-    op = api.list_runs(task_id=task_id, task_slug=task_slug, since=None, until=None, limit=1, page=0)
-
-    def parse(answer: Answer) -> tuple[float | None, list[AirplaneRun]]:
-        return _answer_date(answer), op.parse(answer)
-
-    dated = Operation(op.method, op.path, op.params, op.body, parse, op.subject)
-    moment, runs = await hook._call(dated, outage=outage)
-    if moment is None:
+    snapshot = await hook._call(api.runs_snapshot(task_id=task_id, task_slug=task_slug), outage=outage)
+    if snapshot.server_time is None:
         hook.log.warning("Airplane's answer had no Date header; taking the local clock for the server's")
-        moment = time.time()
-    return moment, runs
+        return time.time(), snapshot.runs
+    return snapshot.server_time.timestamp(), snapshot.runs
 
 
 async def list_window(
@@ -448,7 +431,7 @@ class Watch:
         return shared and self.slug is not None and not self.task_ids and not self._looked
 
     async def first_look(self, hook: AirplaneAsyncHook) -> None:
-        """One ``runs/list?limit=1`` of the task: its id (if it ever ran), and Airplane's time, which
+        """One ``runs/list`` page of the task: its id (if it ever ran), and Airplane's time, which
         starts a fresh cursor (minus ``lookback``), stored at once.
 
         The cursor starts when the watcher was created, in Airplane's time: the answer's time minus the

@@ -126,10 +126,8 @@ def list_requests(emu: AirplaneEmulator) -> list[dict[str, Any]]:
 
 
 def own_listings(emu: AirplaneEmulator, slug: str) -> int:
-    """Full listings of one task (not its first look, ``limit=1``)."""
-    return sum(
-        1 for e in list_requests(emu) if e["query"].get("taskSlug") == slug and e["query"]["limit"] != "1"
-    )
+    """Full listings of one task (not its first look, which has no ``since``)."""
+    return sum(1 for e in list_requests(emu) if e["query"].get("taskSlug") == slug and "since" in e["query"])
 
 
 # --- Arguments: checked when the DAG file is parsed ------------------------------------------------
@@ -677,24 +675,24 @@ async def test_watchers_share_one_listing_and_each_gets_its_own_task(
 
     def shared_listings() -> int:
         listed = [e["query"] for e in list_requests(emu)]
-        return sum(1 for query in listed if query["limit"] == "50" and "taskSlug" not in query)
+        return sum(1 for query in listed if "since" in query and "taskSlug" not in query)
 
     await events[0].until(lambda: shared_listings() >= 3)
 
     def own_full_listings() -> list[str]:
         queries = [e["query"] for e in list_requests(emu)]
-        return [query["taskSlug"] for query in queries if "taskSlug" in query and query["limit"] == "50"]
+        return [query["taskSlug"] for query in queries if "taskSlug" in query and "since" in query]
 
     started = {slug: start(emu, slug, count=2) for slug in slugs}
     for slug, collected in zip(slugs, events, strict=True):
         await collected.until(lambda c=collected, s=slug: sorted(c.run_ids) == sorted(started[s]))
     listed = [e["query"] for e in list_requests(emu)]
-    shared = [query for query in listed if "taskSlug" not in query and query["limit"] == "50"]
-    # Each watcher took one look (limit=1) at its task when it started, and the stream one at the
+    shared = [query for query in listed if "taskSlug" not in query and "since" in query]
+    # Each watcher took one look (no since) at its task when it started, and the stream one at the
     # environment. The runs carry no taskSlug (the public API) and no task had run yet: a watcher lists
     # its own task when a finished run of a task it does not know shows up, and learns from it which
     # task is its own and which are not.
-    assert sorted(q.get("taskSlug", "") for q in listed if q["limit"] == "1") == ["", *slugs]
+    assert sorted(q.get("taskSlug", "") for q in listed if "since" not in q) == ["", *slugs]
     assert len(shared) >= 4
     learning = own_full_listings()
     assert set(learning) <= set(slugs)
