@@ -56,9 +56,10 @@ def describe_seconds(seconds: float) -> str:
 class Outage:
     """Failed requests in a row during one wait, from the first failure to the next useful answer.
 
-    ``subject`` names what is waited for in the log lines (``Airplane run run123``). ``announce=False``
-    logs start and end at debug, for a caller that reports the outage itself. ``clock`` is monotonic; a
-    test may replace it.
+    ``subject`` names what is waited for in the log lines (``Airplane run run123``); ``promise`` says in the
+    first line what the outage will not cost (a task's wait fails neither the task nor the run, a watcher
+    keeps its cursor). ``announce=False`` logs start and end at debug, for a caller that reports the
+    outage itself. ``clock`` is monotonic; a test may replace it.
     """
 
     def __init__(
@@ -68,11 +69,13 @@ class Outage:
         max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
         *,
         announce: bool = True,
+        promise: str = "without failing the task or cancelling the run",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
         self.announce = announce
         self.subject = subject
+        self.promise = promise
         self.max_outage = check_max_outage(max_outage)
         self.clock = clock
         self.started: float | None = None
@@ -109,10 +112,11 @@ class Outage:
             bound = "any time" if self.max_outage is None else f"up to {describe_seconds(self.max_outage)}"
             (self.log.warning if self.announce else self.log.debug)(
                 "The Airplane API stopped answering while waiting for %s (%s); retrying for %s "
-                "(max_outage) without failing the task or cancelling the run",
+                "(max_outage) %s",
                 self.subject,
                 error,
                 bound,
+                self.promise,
             )
 
     def recovered(self) -> None:

@@ -721,13 +721,15 @@ class AirplaneAsyncHook(_AirplaneHookBase):
         until: datetime | str | None = None,
         limit: int = MAX_PAGE_SIZE,
         page: int = 0,
+        outage: Outage | None = None,
     ) -> list[AirplaneRun]:
-        """As ``AirplaneHook.list_runs``."""
+        """As ``AirplaneHook.list_runs``; a watcher passes its ``outage`` to ride out an API outage."""
         api = await self._get_api()
         return await self._call(
             api.list_runs(
                 task_id=task_id, task_slug=task_slug, since=since, until=until, limit=limit, page=page
-            )
+            ),
+            outage=outage,
         )
 
 

@@ -13,38 +13,61 @@ ahead change, and so fall into the next window). The ids emitted inside the over
 in it is emitted twice; a run is emitted only once it is terminal and only if it ended inside the window
 (a server that ignored ``since`` would not re-fire old runs).
 
-Storage (Airflow 3.3, ``asset_state_store``): a cursor is written ``PERSIST_MARGIN`` seconds after it
-was taken, so after the event it covers was handed to Airflow (which stores events within about a
-second). A SIGKILL of the triggerer in between leaves the older cursor in the store, and the runs of
-that event are emitted again after the restart: duplicates are possible, losses are not.
+The first cursor is server time too: the ``Date`` header of a first ``runs/list`` answer. That look
+also tells a slug watcher its task's id (the public run object has no slug).
+
+Storage (Airflow 3.3, ``asset_state_store``): every watcher of an asset gets the asset's one store, so
+each keeps its cursor under a key of its own (:func:`cursor_key`). A cursor is written
+``PERSIST_MARGIN`` seconds after it was taken, so after the event it covers was handed to Airflow (which
+stores events within about a second). A SIGKILL or SIGTERM of the triggerer in between leaves the older
+cursor in the store, and the runs of that event are emitted again after the restart: duplicates are
+possible, losses are not.
+
+Outages: a watcher never ends. Within ``max_outage`` its requests are retried (one log line when the
+outage starts, one when it ends); past it, one error is logged, the cursor stays where it was, and the
+watcher tries again every ``MAX_BACKOFF`` seconds at most until the API answers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from airflow_provider_airplane import _metrics
-from airflow_provider_airplane.exceptions import AirplaneAuthError, AirplaneNotFoundError
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, describe_seconds
+from airflow_provider_airplane.exceptions import (
+    AirplaneAuthError,
+    AirplaneNotFoundError,
+    AirplaneOutageError,
+)
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE, ApiCore
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
 
-CURSOR_KEY = "airplane_runs_cursor"
+# The one key every watcher of an asset wrote before cursors were keyed by watcher; adopted on upgrade.
+LEGACY_CURSOR_KEY = "airplane_runs_cursor"
+# Watchers that open within this many seconds of the first adoption of the legacy cursor adopt it too
+# (every watcher of the asset restarts with the upgrade); a watcher added later starts afresh.
+ADOPT_WINDOW = 600.0
+MAX_KEY_LENGTH = 512  # the asset_state_store's key column
 CURSOR_VERSION = 1
 # Seconds of server time every listing re-reads before the cursor (commit lag between API servers). Each
 # listing pages through every run that changed in it: a busy environment pays for a long one.
 OVERLAP = 10.0
 # A cursor is stored only once the newest event it covers is this old (Airflow stores events in ~1 s).
 PERSIST_MARGIN = 5.0
-# Failed polls back off from the poll interval, doubling, up to this.
+# Failed polls back off from the poll interval, doubling, up to this (also the pace past max_outage).
 MAX_BACKOFF = 300.0
-# Requests per poll the hook itself retries (429 with Retry-After, 5xx) before the watcher backs off.
-HOOK_ATTEMPTS = 3
+# What an outage does not cost a watcher, for the outage's first log line.
+OUTAGE_PROMISE = (
+    f"and then every {MAX_BACKOFF / 60:.0f} minutes at most, keeping the cursor: runs that end meanwhile "
+    "are reported once it answers"
+)
 TERMINAL = tuple(status.value for status in RunStatus if status.is_terminal)
 
 
@@ -66,6 +89,17 @@ def check_statuses(statuses: str | Iterable[str]) -> tuple[str, ...]:
             f"not {list(chosen)!r}" + (f" (unknown or not terminal: {unknown!r})" if unknown else "")
         )
     return tuple(dict.fromkeys(chosen))
+
+
+def cursor_key(
+    *, conn_id: str, env_slug: str | None, slug: str | None, task_id: str | None, statuses: Iterable[str]
+) -> str:
+    """The watcher's own key in the asset's state store: two watchers of one asset never share a cursor."""
+    task = f"slug={slug}" if slug is not None else f"task_id={task_id}"
+    key = f"{LEGACY_CURSOR_KEY}/{conn_id}/{env_slug or '-'}/{task}/{','.join(sorted(statuses))}"
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return f"{LEGACY_CURSOR_KEY}/sha256={hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def _stamp(moment: datetime | None) -> float | None:
@@ -104,8 +138,34 @@ class Listing:
         )
 
 
+async def first_look(
+    hook: AirplaneAsyncHook,
+    *,
+    task_id: str | None = None,
+    task_slug: str | None = None,
+    outage: Outage | None = None,
+) -> tuple[float, list[AirplaneRun]]:
+    """Airplane's time now and the newest runs (of the task, if given), from one ``runs/list`` page.
+
+    The time is the answer's ``Date``: at or before the server's clock when it answered, so a cursor
+    started there misses no run that ends later, whatever the local clock says. Without a ``Date`` (a
+    proxy dropped it), the local clock, logged.
+    """
+    api = ApiCore(await hook.get_config())
+    snapshot = await hook._call(api.runs_snapshot(task_id=task_id, task_slug=task_slug), outage=outage)
+    if snapshot.server_time is None:
+        hook.log.warning("Airplane's answer had no Date header; taking the local clock for the server's")
+        return time.time(), snapshot.runs
+    return snapshot.server_time.timestamp(), snapshot.runs
+
+
 async def list_window(
-    hook: AirplaneAsyncHook, *, since: float, task_id: str | None = None, task_slug: str | None = None
+    hook: AirplaneAsyncHook,
+    *,
+    since: float,
+    task_id: str | None = None,
+    task_slug: str | None = None,
+    outage: Outage | None = None,
 ) -> Listing:
     """Every run that changed since ``since``, page after page until a short page."""
     runs: list[AirplaneRun] = []
@@ -119,6 +179,7 @@ async def list_window(
             since=datetime.fromtimestamp(since, UTC),
             limit=MAX_PAGE_SIZE,
             page=page,
+            outage=outage,
         )
         if page == 0:
             stamps = [stamp for run in batch if (stamp := run.last_change) is not None]
@@ -198,11 +259,13 @@ class Cursor:
 
 
 class ErrorLog:
-    """Logs a failing API clearly: a bad key or unknown task once per change, others with the retry delay."""
+    """Logs a failing API clearly: a bad key, an unknown task or an outage past ``max_outage`` once per
+    change, other failures with the retry delay."""
 
-    def __init__(self, log: logging.Logger | Any, subject: str) -> None:
+    def __init__(self, log: logging.Logger | Any, subject: str, outage: Outage) -> None:
         self.log = log
         self.subject = subject
+        self.outage = outage
         self.failures = 0
         self._last: str | None = None
 
@@ -210,11 +273,26 @@ class ErrorLog:
         """Record one failed look; returns the seconds to wait before the next."""
         self.failures += 1
         delay: float = min(MAX_BACKOFF, max(poll_interval, poll_interval * 2.0 ** (self.failures - 1)))
-        if isinstance(error, AirplaneAuthError):
+        if isinstance(error, AirplaneOutageError):
+            outage = self.outage
+            self._once(
+                "outage",
+                "The Airplane API has not answered for %s (%d failed requests) while watching %s, longer "
+                "than max_outage=%s; last error: %s. The watcher keeps its cursor and tries again every "
+                "%.0f s at most: runs that end meanwhile are reported once the API answers.",
+                describe_seconds(outage.seconds),
+                outage.failures,
+                self.subject,
+                describe_seconds(outage.max_outage or 0.0),
+                outage.last_error,
+                MAX_BACKOFF,
+            )
+        elif isinstance(error, AirplaneAuthError):
             self._once(
                 f"auth {error.status_code} {error.message}",
                 "Airplane refused the API key while watching %s (%s); fix the key or its permissions in the "
                 "connection. Still retrying, every %.0f s at most.",
+                self.subject,
                 error,
                 delay,
             )
@@ -223,6 +301,7 @@ class ErrorLog:
                 f"404 {error.message}",
                 "Airplane does not know %s (%s): check the task slug or id and the environment. "
                 "Still retrying, every %.0f s at most.",
+                self.subject,
                 error,
                 delay,
             )
@@ -237,13 +316,14 @@ class ErrorLog:
             )
         return delay
 
-    def _once(self, key: str, message: str, error: BaseException, delay: float) -> None:
+    def _once(self, key: str, message: str, *args: Any) -> None:
         if key != self._last:
             self._last = key
-            self.log.error(message, self.subject, error, delay)
+            self.log.error(message, *args)
 
     def recovered(self) -> None:
-        if self.failures:
+        # The end of an outage is the outage's own line.
+        if self.failures and self._last != "outage":
             self.log.info("Listing the runs of %s works again after %d failures", self.subject, self.failures)
         self.failures = 0
         self._last = None
@@ -261,6 +341,8 @@ class Watch:
         lookback: float,
         store: StateStore | None,
         log: logging.Logger | Any,
+        key: str,
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
     ) -> None:
         self.task_id = task_id
         self.slug = slug
@@ -268,25 +350,31 @@ class Watch:
         self.lookback = lookback
         self.store = store
         self.log = log
+        self.key = key
         self.subject = f"Airplane task {slug!r}" if slug else f"Airplane task id {task_id!r}"
-        self.errors = ErrorLog(log, self.subject)
-        self.cursor = Cursor.fresh(time.time() - lookback)
-        # Task ids seen for this slug in task-filtered listings (the public run object has no slug).
+        self.outage = Outage(log, f"the runs of {self.subject}", max_outage, promise=OUTAGE_PROMISE)
+        self.errors = ErrorLog(log, self.subject, self.outage)
+        # None until the stored cursor is loaded or the first look took Airplane's time.
+        self.cursor: Cursor | None = None
+        # Task ids of this slug, and of other tasks, learnt from listings (the public run has no slug).
         self.task_ids: set[str] = {task_id} if task_id else set()
+        self.foreign: set[str] = set()
+        self._looked = False
+        self._created = time.monotonic()
         self._snapshots: list[tuple[float, dict[str, Any]]] = []  # (monotonic time taken, cursor)
         self._stored: dict[str, Any] | None = None
 
     async def open(self) -> None:
-        """Load the stored cursor (3.3), or start at now minus ``lookback`` and store that at once."""
+        """Load the stored cursor (3.3), or adopt the single cursor of an earlier provider version."""
         if self.store is None:
-            self.log.info(
-                "Watching %s from now minus %.0f s; the cursor lives in memory (no asset state store)",
-                self.subject,
-                self.lookback,
-            )
+            self.log.info("The cursor of %s lives in memory (no asset state store)", self.subject)
             return
+        adopted = False
         try:
-            stored = await self.store.aget(CURSOR_KEY)
+            stored = await self.store.aget(self.key)
+            if stored is None:
+                stored = await self._adopt_legacy(self.store)
+                adopted = stored is not None
         except ValueError as err:  # one trigger row for several assets: no single store to use
             self.log.warning(
                 "Cannot keep the cursor of %s in the asset state store (%s). This happens when two assets "
@@ -298,22 +386,72 @@ class Watch:
             )
             self.store = None
             return
-        if stored is not None:
-            try:
-                self.cursor = Cursor.from_json(stored)
-            except (ValueError, KeyError, TypeError) as err:
-                self.log.warning("Ignoring an unreadable stored cursor for %s: %s", self.subject, err)
-            else:
-                self._stored = stored
-                self.log.info(
-                    "Watching %s from the stored cursor %s (%d recent runs already emitted)",
-                    self.subject,
-                    stored.get("since"),
-                    len(self.cursor.emitted),
-                )
-                return
-        self._snapshots.append((-float("inf"), self.cursor.to_json()))
-        await self.store_due()
+        if stored is None:
+            return
+        try:
+            self.cursor = Cursor.from_json(stored)
+        except (ValueError, KeyError, TypeError) as err:
+            self.log.warning("Ignoring an unreadable stored cursor for %s: %s", self.subject, err)
+            return
+        self.log.info(
+            "Watching %s from the stored cursor %s (%d recent runs already emitted)",
+            self.subject,
+            stored.get("since"),
+            len(self.cursor.emitted),
+        )
+        if adopted:  # under this watcher's own key from now on
+            self._snapshots.append((-float("inf"), self.cursor.to_json()))
+            await self.store_due()
+        else:
+            self._stored = stored
+
+    async def _adopt_legacy(self, store: StateStore) -> dict[str, Any] | None:
+        """The cursor an earlier version kept under the one key of the asset, taken over once per watcher
+        during an upgrade: by the watchers that open within ``ADOPT_WINDOW`` of the first to take it."""
+        legacy = await store.aget(LEGACY_CURSOR_KEY)
+        if not isinstance(legacy, dict):
+            return None
+        marked = legacy.get("migrated_at")
+        if marked is None:
+            await store.aset(LEGACY_CURSOR_KEY, {**legacy, "migrated_at": _rfc3339(time.time())})
+        elif not (isinstance(marked, str) and time.time() - _epoch(marked) <= ADOPT_WINDOW):
+            return None
+        self.log.info(
+            "Adopting the cursor an earlier version of the provider stored under %r for %s",
+            LEGACY_CURSOR_KEY,
+            self.subject,
+        )
+        return {key: value for key, value in legacy.items() if key != "migrated_at"}
+
+    def needs_first_look(self, *, shared: bool) -> bool:
+        """A fresh watcher needs Airplane's time for its first cursor; a slug watcher on a shared listing
+        also looks once for its task's id, so it can attribute runs that carry no slug."""
+        if self.cursor is None:
+            return True
+        return shared and self.slug is not None and not self.task_ids and not self._looked
+
+    async def first_look(self, hook: AirplaneAsyncHook) -> None:
+        """One ``runs/list`` page of the task: its id (if it ever ran), and Airplane's time, which
+        starts a fresh cursor (minus ``lookback``), stored at once.
+
+        The cursor starts when the watcher was created, in Airplane's time: the answer's time minus the
+        seconds elapsed here since then (a failing first look does not move the start later)."""
+        moment, runs = await first_look(hook, task_id=self.task_id, task_slug=self.slug, outage=self.outage)
+        created = moment - (time.monotonic() - self._created)
+        self.task_ids.update(run.task_id for run in runs if run.task_id)
+        self._looked = True
+        if self.cursor is not None:
+            return
+        self.cursor = Cursor.fresh(created - self.lookback)
+        self.log.info(
+            "Watching %s from %s (Airplane's clock) minus %.0f s of lookback",
+            self.subject,
+            _rfc3339(created),
+            self.lookback,
+        )
+        if self.store is not None:
+            self._snapshots.append((-float("inf"), self.cursor.to_json()))
+            await self.store_due()
 
     def matches(self, run: AirplaneRun) -> bool:
         slug = run.raw.get("taskSlug")
@@ -321,27 +459,46 @@ class Watch:
             return bool(slug == self.slug)
         return run.task_id is not None and run.task_id in self.task_ids
 
-    def learn(self, listing: Listing) -> None:
-        """Every run of a listing filtered by this watcher's task belongs to it: remember its task id."""
-        self.task_ids.update(run.task_id for run in listing.runs if run.task_id)
+    def learn(self, own: Listing, shared: Listing | None = None) -> None:
+        """Every run of a listing of this watcher's own task is its task's: remember the task id. A run of
+        the shared listing (taken before) that changed inside the own listing's window but is not in it
+        belongs to another task: remember that too, so its runs need no own listing again."""
+        self.task_ids.update(run.task_id for run in own.runs if run.task_id)
+        if shared is None:
+            return
+        mine = {run.id for run in own.runs}
+        self.foreign.update(
+            run.task_id
+            for run in shared.runs
+            if run.task_id
+            and run.id not in mine
+            and run.task_id not in self.task_ids
+            and (stamp := run.last_change) is not None
+            and stamp > own.window_start
+        )
 
     def needs_own_listing(self, shared: Listing) -> bool:
         """A shared listing cannot stand alone when it starts after this cursor (a gap: first listing
-        after a restart) or holds finished runs this watcher cannot attribute while it does not know its
-        slug's task id yet (the public run object has no slug)."""
+        after a restart) or holds finished runs of a task this watcher cannot tell from its own while it
+        does not know its slug's task id (the public run object has no slug)."""
+        assert self.cursor is not None
         if shared.window_start > self.cursor.window_start:
             return True
         return (
             self.slug is not None
             and not self.task_ids
             and any(
-                run.is_terminal and not run.raw.get("taskSlug") and run.task_id not in self.task_ids
+                run.is_terminal
+                and not run.raw.get("taskSlug")
+                and run.task_id
+                and run.task_id not in self.foreign
                 for run in shared.runs
             )
         )
 
     def take(self, listing: Listing, app: ApiCore) -> dict[str, Any] | None:
         """The event payload for the runs of ``listing`` not emitted yet, or None."""
+        assert self.cursor is not None
         runs = self.cursor.take(listing, self.statuses, self.matches)
         snapshot = self.cursor.to_json()
         latest = self._snapshots[-1][1] if self._snapshots else self._stored
@@ -381,7 +538,7 @@ class Watch:
         self._snapshots = [(taken, s) for taken, s in self._snapshots if taken > ripe]
         if due[-1] != self._stored:
             try:
-                await self.store.aset(CURSOR_KEY, due[-1])
+                await self.store.aset(self.key, due[-1])
             except Exception as err:  # the next store retries with a newer cursor; nothing is lost
                 self.log.warning("Could not store the cursor of %s: %s", self.subject, err)
                 return

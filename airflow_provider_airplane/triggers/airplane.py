@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import warnings
@@ -13,19 +14,21 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
-from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outage, is_transient
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, check_max_outage, is_transient
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneOutageError
 from airflow_provider_airplane.hooks._api import ApiCore
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
 from airflow_provider_airplane.triggers._events import (
-    HOOK_ATTEMPTS,
+    OUTAGE_PROMISE,
     OVERLAP,
     ErrorLog,
     Listing,
     Watch,
     check_statuses,
+    cursor_key,
+    first_look,
     list_window,
 )
 from airflow_provider_airplane.triggers._watcher import watch_run
@@ -244,14 +247,14 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
     runs the task. Payload: ``{"runs": [...]}``, oldest end first, each run a dict with ``run_id``,
     ``status``, ``task_id``, ``task_slug``, ``param_values``, ``created_at``, ``ended_at`` (RFC 3339) and
     ``run_url``. One event carries all runs found by one poll, because Airflow turns a burst of events for
-    one asset into a single DAG run. A run appears in at most one event, except after a SIGKILL of the
-    triggerer within seconds of an event (see docs/event-driven.md).
+    one asset into a single DAG run. A run appears in at most one event, except after a SIGKILL or SIGTERM
+    of the triggerer within seconds of an event (see docs/event-driven.md).
 
-    Airflow 3.3: the cursor lives in the asset's ``asset_state_store`` (a restart neither re-fires nor
-    misses runs), and watchers on one connection, environment and ``poll_interval`` share one listing
-    per interval (shared streams). Below 3.3 the cursor lives in memory and starts at now minus
-    ``lookback`` seconds, so runs that end while the triggerer is down are missed unless ``lookback``
-    covers the outage.
+    Airflow 3.3: the cursor lives in the asset's ``asset_state_store`` under this watcher's own
+    :attr:`cursor_key` (a restart misses no runs), and watchers on one connection, environment,
+    ``poll_interval`` and ``max_outage`` share one listing per interval (shared streams). Below 3.3 the
+    cursor lives in memory and starts at Airplane's time minus ``lookback`` seconds, so runs that end while
+    the triggerer is down are missed unless ``lookback`` covers the outage.
 
     :param slug: the task's slug; give exactly one of ``slug`` and ``airplane_task_id``.
     :param airplane_task_id: the task's id (``tsk...``).
@@ -260,6 +263,8 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
     :param env_slug: the environment to watch, overriding the connection's.
     :param poll_interval: seconds between two looks at ``runs/list``.
     :param lookback: seconds before the first start (and, below 3.3, every restart) to report runs from.
+    :param max_outage: seconds (or a ``timedelta``) the API may be unreachable before the watcher logs an
+        error; it never ends, keeps its cursor and tries again every 5 minutes at most. None: no error.
     """
 
     def __init__(
@@ -272,6 +277,7 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         env_slug: str | None = None,
         poll_interval: float = 60.0,
         lookback: float | timedelta = 0.0,
+        max_outage: float | timedelta | None = DEFAULT_MAX_OUTAGE,
     ) -> None:
         super().__init__()
         if (slug is None) == (airplane_task_id is None):
@@ -290,6 +296,18 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
             raise ValueError(f"lookback must be a number of seconds >= 0 or a timedelta, not {lookback!r}")
         self.lookback = float(seconds)
+        self.max_outage = check_max_outage(max_outage)
+
+    @property
+    def cursor_key(self) -> str:
+        """This watcher's key in the asset state store: its task, statuses, connection and environment."""
+        return cursor_key(
+            conn_id=self.airplane_conn_id,
+            env_slug=self.env_slug,
+            slug=self.slug,
+            task_id=self.airplane_task_id,
+            statuses=self.statuses,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -302,11 +320,12 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
                 "env_slug": self.env_slug,
                 "poll_interval": self.poll_interval,
                 "lookback": self.lookback,
+                "max_outage": self.max_outage,
             },
         )
 
     def _hook(self) -> AirplaneAsyncHook:
-        return AirplaneAsyncHook(self.airplane_conn_id, env_slug=self.env_slug, max_attempts=HOOK_ATTEMPTS)
+        return AirplaneAsyncHook(self.airplane_conn_id, env_slug=self.env_slug)
 
     async def _open_watch(self) -> Watch:
         watch = Watch(
@@ -317,15 +336,24 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
             # Airflow 3.3 injects it for a watcher; older versions have no such attribute.
             store=getattr(self, "asset_state_store", None),
             log=self.log,
+            key=self.cursor_key,
+            max_outage=self.max_outage,
         )
         await watch.open()
         return watch
 
-    async def _own_listing(self, hook: AirplaneAsyncHook, watch: Watch) -> Listing:
+    async def _own_listing(
+        self, hook: AirplaneAsyncHook, watch: Watch, shared: Listing | None = None
+    ) -> Listing:
+        assert watch.cursor is not None
         listing = await list_window(
-            hook, since=watch.cursor.window_start, task_id=self.airplane_task_id, task_slug=self.slug
+            hook,
+            since=watch.cursor.window_start,
+            task_id=self.airplane_task_id,
+            task_slug=self.slug,
+            outage=watch.outage,
         )
-        watch.learn(listing)
+        watch.learn(listing, shared)
         return listing
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -342,6 +370,8 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
                     continue
                 next_poll = now + self.poll_interval
                 try:
+                    if watch.needs_first_look(shared=False):
+                        await watch.first_look(hook)
                     listing = await self._own_listing(hook, watch)
                     app = ApiCore(await hook.get_config())
                 except Exception as err:
@@ -355,7 +385,7 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
     # Airflow 3.3 shared streams: one env-wide listing per connection, environment and interval.
 
     def shared_stream_key(self) -> Hashable | None:
-        return ("airplane-runs", self.airplane_conn_id, self.env_slug, self.poll_interval)
+        return ("airplane-runs", self.airplane_conn_id, self.env_slug, self.poll_interval, self.max_outage)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -363,13 +393,19 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         trigger = cls(**kwargs)
         log = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
         env = trigger.env_slug or "the connection's environment"
-        errors = ErrorLog(log, f"environment {env} (shared by the Airplane event watchers)")
-        since = time.time() - OVERLAP
+        subject = f"environment {env} (shared by the Airplane event watchers)"
+        outage = Outage(log, f"the runs of {subject}", trigger.max_outage, promise=OUTAGE_PROMISE)
+        errors = ErrorLog(log, subject, outage)
+        # From Airplane's clock at the first look, one more OVERLAP back: watchers that started with the
+        # stream (created a little earlier, their Date a second earlier) find no gap to list on their own.
+        since: float | None = None
         async with trigger._hook() as hook:
             while True:
                 started = time.monotonic()
                 try:
-                    listing = await list_window(hook, since=since)
+                    if since is None:
+                        since = (await first_look(hook, outage=outage))[0] - 2 * OVERLAP
+                    listing = await list_window(hook, since=since, outage=outage)
                 except Exception as err:
                     await asyncio.sleep(errors.failed(err, trigger.poll_interval))
                     continue
@@ -384,6 +420,10 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         (re)start, or to learn which task id its slug has."""
         async with self._hook() as hook:
             watch = await self._open_watch()
+            # At once, alongside the stream's own first look; if it fails, the first listing retries it
+            # and logs why.
+            with contextlib.suppress(Exception):
+                await watch.first_look(hook)
             listings = aiter(shared_stream)
             pending: asyncio.Future[Any] | None = None
             try:
@@ -398,8 +438,10 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
                     listing: Listing = pending.result()
                     pending = None
                     try:
+                        if watch.needs_first_look(shared=True):
+                            await watch.first_look(hook)
                         if watch.needs_own_listing(listing):
-                            listing = (await self._own_listing(hook, watch)).merged(listing)
+                            listing = (await self._own_listing(hook, watch, listing)).merged(listing)
                         app = ApiCore(await hook.get_config())
                     except Exception as err:
                         watch.errors.failed(err, self.poll_interval)

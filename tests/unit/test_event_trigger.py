@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook, AirplaneHook
 from airflow_provider_airplane.models import AirplaneRun
 from airflow_provider_airplane.testing import AirplaneEmulator
@@ -118,6 +121,15 @@ class Events:
             await self._task
 
 
+def list_requests(emu: AirplaneEmulator) -> list[dict[str, Any]]:
+    return [entry for entry in emu.request_log() if entry["path"] == "/v0/runs/list"]
+
+
+def own_listings(emu: AirplaneEmulator, slug: str) -> int:
+    """Full listings of one task (not its first look, which has no ``since``)."""
+    return sum(1 for e in list_requests(emu) if e["query"].get("taskSlug") == slug and "since" in e["query"])
+
+
 # --- Arguments: checked when the DAG file is parsed ------------------------------------------------
 
 
@@ -132,6 +144,7 @@ class Events:
         ({"slug": "job", "poll_interval": 0}, "poll_interval must be a positive number of seconds"),
         ({"slug": "job", "poll_interval": -5}, "poll_interval must be a positive number of seconds"),
         ({"slug": "job", "lookback": -1}, "lookback must be a number of seconds >= 0"),
+        ({"slug": "job", "max_outage": 0}, "max_outage must be a number of seconds > 0"),
         ({"slug": "has space"}, "without whitespace"),
     ],
 )
@@ -146,9 +159,21 @@ def test_serialize_round_trips_and_keeps_no_secret() -> None:
     assert classpath == "airflow_provider_airplane.triggers.airplane.AirplaneRunEventTrigger"
     assert kwargs["statuses"] == ["Failed"]
     assert kwargs["lookback"] == 60.0
+    assert kwargs["max_outage"] == DEFAULT_MAX_OUTAGE
     again = AirplaneRunEventTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)
     assert "tkn" not in json.dumps(kwargs)
+
+
+def test_max_outage_takes_a_timedelta_or_none_and_splits_shared_streams() -> None:
+    ten_minutes = AirplaneRunEventTrigger(slug="job", max_outage=timedelta(minutes=10))
+    unbounded = AirplaneRunEventTrigger(slug="job", max_outage=None)
+    assert ten_minutes.serialize()[1]["max_outage"] == 600.0
+    assert unbounded.serialize()[1]["max_outage"] is None
+    assert AirplaneRunEventTrigger(**unbounded.serialize()[1]).max_outage is None
+    default = AirplaneRunEventTrigger(slug="other")
+    assert default.shared_stream_key() == AirplaneRunEventTrigger(slug="job").shared_stream_key()
+    assert len({t.shared_stream_key() for t in (ten_minutes, unbounded, default)}) == 3
 
 
 # --- Events ----------------------------------------------------------------------------------------
@@ -256,10 +281,10 @@ async def test_paging_while_runs_arrive_loses_and_repeats_nothing(airplane_conn:
     await events.stop()
 
 
-def _run(run_id: str, ended: float, status: str = "Succeeded") -> AirplaneRun:
+def _run(run_id: str, ended: float, status: str = "Succeeded", task_id: str = "tsk1") -> AirplaneRun:
     stamp = datetime.fromtimestamp(ended, UTC).isoformat()
     return AirplaneRun.from_api(
-        {"id": run_id, "status": status, "taskID": "tsk1", "createdAt": stamp, "succeededAt": stamp}
+        {"id": run_id, "status": status, "taskID": task_id, "createdAt": stamp, "succeededAt": stamp}
     )
 
 
@@ -312,26 +337,85 @@ def log_lines(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixtur
     return [*out.splitlines(), *err.splitlines(), *(r.getMessage() for r in caplog.records)]
 
 
-async def test_api_errors_back_off_and_never_end_the_watcher(
+async def test_an_outage_within_max_outage_costs_two_log_lines_and_no_run(
     airplane_conn: AirplaneEmulator, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """503s and dropped connections while a run ends: the watcher rides them out, logs the outage once
+    when it starts and once when it ends, and reports the run once the API answers."""
     emu = airplane_conn
     emu.add_task("job", duration=0.1)
-    emu.inject_fault("/v0/runs/list", status=500, count=12)  # 4 polls x 3 attempts each
     events = Events(watcher().run())
-    run_id = start(emu)[0]
+    await events.quiet(2, emu)
+    capfd.readouterr()
+    emu.inject_fault("/v0/runs/list", status=503, count=8)
+    emu.inject_fault("/v0/runs/list", drop=True, count=4)
+    emu.inject_fault("/v0/runs/list", status=502, count=8, body="<html>Bad gateway</html>")
     with caplog.at_level(logging.INFO):
+        run_id = start(emu)[0]
         await events.until(lambda: events.run_ids == [run_id], timeout=30)
+        await events.quiet(3, emu)
     lines = log_lines(capfd, caplog)
-    retries = [line for line in lines if "in a row" in line]
-    delays = [line.split("next try in ", 1)[1].split(" s")[0] for line in retries]
-    assert delays == ["0.1", "0.2", "0.4", "0.8"], retries  # doubling from the poll interval
-    assert any("works again after 4 failures" in line for line in lines)
+    began = [line for line in lines if "stopped answering" in line]
+    ended = [line for line in lines if "answers again after an outage" in line]
+    assert len(began) == 1, began
+    assert "the runs of Airplane task 'job'" in began[0]
+    assert "keeping the cursor" in began[0]
+    assert "without failing the task" not in began[0]
+    assert len(ended) == 1, ended
+    failed = re.search(r"\((\d+) failed requests\)", ended[0])
+    assert failed is not None, ended
+    # 16 error answers and 4 drops; aiohttp itself retries a request whose kept-alive connection dropped.
+    assert 16 < int(failed[1]) <= 20, ended
+    assert not [line for line in lines if "Could not list" in line or "longer than max_outage" in line]
+    assert events.run_ids == [run_id]
+    await events.stop()
+
+
+async def test_past_max_outage_one_error_then_slow_polls_and_the_cursor_kept(
+    airplane_conn: AirplaneEmulator,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API stays down longer than max_outage: one ERROR, the watcher does not end, polls no faster
+    than MAX_BACKOFF allows, the stored cursor stays, and the run that ended meanwhile is reported."""
+    monkeypatch.setattr(_events, "MAX_BACKOFF", 0.4)
+    emu = airplane_conn
+    emu.add_task("job", duration=0.0)
+    store = Store()
+    events = Events(watcher(store, max_outage=0.5).run())
+    await events.quiet(2, emu)
+    await asyncio.sleep(0.3)  # the first cursor is stored
+    stored = dict(store.values)
+    capfd.readouterr()
+    emu.inject_fault("/v0/runs/list", status=503, rate=1.0)
+    with caplog.at_level(logging.INFO):
+        run_id = start(emu)[0]
+        await asyncio.sleep(1.0)  # past max_outage
+        past = len(list_requests(emu))
+        await asyncio.sleep(2.0)
+        slow = list_requests(emu)[past:]
+        assert store.values == stored  # nothing moved while the API was down
+        emu.clear_faults()
+        await events.until(lambda: events.run_ids == [run_id], timeout=30)
+        await events.quiet(2, emu)
+    lines = log_lines(capfd, caplog)
+    errors = [line for line in lines if "longer than max_outage" in line]
+    assert len(errors) == 1, errors
+    assert "keeps its cursor" in errors[0]
+    assert "last error: HTTP 503" in errors[0]
+    assert 2 <= len(slow) <= 8, [entry["time"] for entry in slow]  # one request per slow poll
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(slow)]
+    assert max(gaps) < 0.4 + 0.3, gaps  # at most MAX_BACKOFF apart (plus scheduling slack)
+    assert len([line for line in lines if "answers again after an outage" in line]) == 1
+    assert not [line for line in lines if "works again after" in line]
+    assert events.run_ids == [run_id]
     await events.stop()
 
 
 def test_backoff_doubles_from_the_interval_up_to_the_cap() -> None:
-    errors = _events.ErrorLog(logging.getLogger("test"), "task")
+    log = logging.getLogger("test")
+    errors = _events.ErrorLog(log, "task", Outage(log, "task"))
     delays = [errors.failed(TimeoutError("slow"), 10.0) for _ in range(8)]
     assert delays == [10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 300.0]
 
@@ -411,6 +495,97 @@ async def test_kill_between_event_and_stored_cursor_repeats_never_loses(
     await again.stop()
 
 
+@pytest.mark.parametrize("one_asset", [False, True], ids=["an-asset-each", "two-watchers-one-asset"])
+async def test_two_watchers_on_one_asset_keep_their_own_cursors(
+    airplane_conn: AirplaneEmulator, one_asset: bool
+) -> None:
+    """Review 2026-12 (issue 16, 2.2): on 3.3 both watchers of one asset get the same asset_state_store.
+    A fast watcher's cursor moves a minute ahead; after a restart the slow one still reports its own run
+    that ended while it was waiting for its next poll."""
+    emu = airplane_conn
+    emu.add_task("a", duration=0.0)
+    emu.add_task("b", duration=0.0)
+    store_a = Store()
+    store_b = store_a if one_asset else Store()
+    watcher_a = watcher(store_a, slug="a", poll_interval=0.1)
+    a = Events(watcher_a.run())
+    b = Events(watcher(store_b, slug="b", poll_interval=1000.0).run())  # one poll at start
+    await b.until(lambda: own_listings(emu, "b") >= 1)
+    await a.until(lambda: own_listings(emu, "a") >= 1)
+
+    rb = start(emu, "b")[0]  # ends at once; b polls next in 1000 s
+    emu.clock_offset = 60.0  # a minute later (server clock)
+    ra = start(emu, "a")[0]
+    await a.until(lambda: a.run_ids == [ra])
+    await a.until(lambda: json.loads(store_a.values[watcher_a.cursor_key])["emitted"].get(ra) is not None)
+    await a.stop()
+    await b.stop()  # triggerer restart
+
+    b_again = Events(watcher(store_b, slug="b", poll_interval=1000.0).run())
+    await b_again.until(lambda: own_listings(emu, "b") >= 2)
+    await b_again.until(lambda: b.run_ids + b_again.run_ids == [rb])
+    assert _events.LEGACY_CURSOR_KEY not in store_b.values
+    assert len(store_a.values) == (2 if one_asset else 1)
+    await b_again.stop()
+
+
+def test_the_cursor_key_names_the_watchers_task_statuses_and_environment() -> None:
+    keys = {
+        AirplaneRunEventTrigger(**kwargs).cursor_key
+        for kwargs in (
+            {"slug": "job"},
+            {"slug": "job", "statuses": ["Failed"]},
+            {"slug": "job", "env_slug": "stage"},
+            {"slug": "job", "airplane_conn_id": "other"},
+            {"slug": "other"},
+            {"airplane_task_id": "job"},
+        )
+    }
+    assert len(keys) == 6
+    same = AirplaneRunEventTrigger(slug="job", statuses=["Failed", "Succeeded"], poll_interval=5, lookback=9)
+    assert same.cursor_key == AirplaneRunEventTrigger(slug="job", statuses=["Succeeded", "Failed"]).cursor_key
+    long = AirplaneRunEventTrigger(slug="j" * 600).cursor_key
+    assert len(long) <= 512
+    assert long != AirplaneRunEventTrigger(slug="j" * 601).cursor_key
+
+
+async def test_an_upgrade_adopts_the_single_cursor_of_earlier_versions_once(
+    airplane_conn: AirplaneEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before 2.2 every watcher of an asset kept its cursor under one key. The watchers that start with
+    the upgrade resume from it (so runs that ended during the upgrade are reported), each under its own
+    key from then on; a watcher added to the asset after ADOPT_WINDOW starts afresh."""
+    emu = airplane_conn
+    emu.add_task("a", duration=0.0)
+    emu.add_task("b", duration=0.0)
+    store = Store()
+    await store.aset(_events.LEGACY_CURSOR_KEY, Cursor(since=time.time() - 5).to_json())
+    during = {"a": start(emu, "a")[0], "b": start(emu, "b")[0]}  # end while the triggerer is upgraded
+    watcher_a = watcher(store, slug="a")
+    a = Events(watcher_a.run())
+    b = Events(watcher(store, slug="b").run())
+    await a.until(lambda: a.run_ids == [during["a"]])
+    await b.until(lambda: b.run_ids == [during["b"]])
+    legacy = json.loads(store.values[_events.LEGACY_CURSOR_KEY])
+    assert "migrated_at" in legacy
+    stored = lambda: json.loads(store.values.get(watcher_a.cursor_key, "{}"))  # noqa: E731
+    await a.until(lambda: during["a"] in stored().get("emitted", {}))
+    await a.stop()
+    await b.stop()
+    again = Events(watcher(store, slug="a").run())  # a restart: its own key, the legacy one ignored
+    await again.quiet(3, emu)
+    assert again.run_ids == []
+    await again.stop()
+    assert json.loads(store.values[_events.LEGACY_CURSOR_KEY]) == legacy  # adopted once, marked once
+
+    monkeypatch.setattr(_events, "ADOPT_WINDOW", 0.0)  # the asset gets a new watcher much later
+    await asyncio.sleep(1.1)  # (its first cursor is a Date header: whole seconds)
+    late = Events(watcher(store, slug="a", statuses=["Succeeded", "Failed"]).run())
+    await late.quiet(3, emu)
+    assert late.run_ids == []
+    await late.stop()
+
+
 async def test_identical_watcher_arguments_warn_and_carry_on(
     airplane_conn: AirplaneEmulator, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -434,7 +609,7 @@ async def test_lookback_reports_runs_that_ended_before_the_first_start(
     emu = airplane_conn
     emu.add_task("job", duration=0.0)
     old = start(emu, count=2)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)  # the first cursor is Airplane's Date header: whole seconds
     without = Events(watcher().run())
     await without.quiet(2, emu)
     await without.stop()
@@ -442,6 +617,37 @@ async def test_lookback_reports_runs_that_ended_before_the_first_start(
     with_lookback = Events(watcher(lookback=120).run())
     await with_lookback.until(lambda: sorted(with_lookback.run_ids) == sorted(old))
     await with_lookback.stop()
+
+
+@pytest.mark.parametrize(
+    "offset", [0.0, -30.0, 30.0], ids=["same-clock", "airplane-behind", "airplane-ahead"]
+)
+async def test_the_first_cursor_follows_airplanes_clock(
+    airplane_conn: AirplaneEmulator, offset: float
+) -> None:
+    """Review 2026-12 (issue 16, 2.6): with Airplane's clock 30 s behind Airflow's, a first cursor from the
+    local clock dropped every run that ended in the watcher's first 30 s; 30 s ahead, it reported runs
+    that ended before the watcher started. The first cursor is the Date of Airplane's answer."""
+    emu = airplane_conn
+    emu.clock_offset = offset
+    emu.add_task("job", duration=0.0)
+    before = start(emu)[0]
+    await asyncio.sleep(1.1)  # the Date header has whole seconds
+    emu.add_task("job", duration=0.2)
+    events = Events(watcher(Store()).run())
+    await events.until(lambda: own_listings(emu, "job") >= 1)
+    run_id = start(emu)[0]  # starts after the watcher, ends 0.2 s later
+    await asyncio.sleep(0.5)
+    await events.quiet(5, emu)
+    assert events.run_ids == [run_id], before
+    await events.stop()
+
+
+def test_the_emulators_date_header_follows_its_clock(airplane_conn: AirplaneEmulator) -> None:
+    airplane_conn.clock_offset = -3600.0
+    with AirplaneHook() as hook:
+        answer = hook.get_conn().get(f"{airplane_conn.url}/v0/runs/list", headers={"X-Airplane-API-Key": "x"})
+    assert abs(parsedate_to_datetime(answer.headers["Date"]).timestamp() - (time.time() - 3600)) < 2
 
 
 # --- Shared streams (Airflow 3.3) ----------------------------------------------------------------------
@@ -466,50 +672,134 @@ async def test_watchers_share_one_listing_and_each_gets_its_own_task(
         Events(trigger.filter_shared_stream(manager.subscribe(trigger_id=i, trigger=trigger, key=key)))
         for i, trigger in enumerate(triggers)
     ]
-    await events[0].quiet(3, emu)
+
+    def shared_listings() -> int:
+        listed = [e["query"] for e in list_requests(emu)]
+        return sum(1 for query in listed if "since" in query and "taskSlug" not in query)
+
+    await events[0].until(lambda: shared_listings() >= 3)
+
+    def own_full_listings() -> list[str]:
+        queries = [e["query"] for e in list_requests(emu)]
+        return [query["taskSlug"] for query in queries if "taskSlug" in query and "since" in query]
+
     started = {slug: start(emu, slug, count=2) for slug in slugs}
     for slug, collected in zip(slugs, events, strict=True):
         await collected.until(lambda c=collected, s=slug: sorted(c.run_ids) == sorted(started[s]))
-    listed = [e["query"] for e in emu.request_log() if e["path"] == "/v0/runs/list"]
-    shared = [query for query in listed if "taskSlug" not in query]
-    own = [query for query in listed if "taskSlug" in query]
-    # Started together with the shared poll, no watcher needed a listing of its own.
-    assert own == []
+    listed = [e["query"] for e in list_requests(emu)]
+    shared = [query for query in listed if "taskSlug" not in query and "since" in query]
+    # Each watcher took one look (no since) at its task when it started, and the stream one at the
+    # environment. The runs carry no taskSlug (the public API) and no task had run yet: a watcher lists
+    # its own task when a finished run of a task it does not know shows up, and learns from it which
+    # task is its own and which are not.
+    assert sorted(q.get("taskSlug", "") for q in listed if "since" not in q) == ["", *slugs]
     assert len(shared) >= 4
+    learning = own_full_listings()
+    assert set(learning) <= set(slugs)
+    assert len(learning) <= 2 * len(slugs), learning
+    # Now that every watcher knows its task's id, a second round needs no listing of their own.
+    again = {slug: start(emu, slug) for slug in slugs}
+    for slug, collected in zip(slugs, events, strict=True):
+        await collected.until(lambda c=collected, s=slug: again[s][0] in c.run_ids)
+    assert own_full_listings() == learning
     # A watcher restarted with a stored cursor from before the shared poll's first window catches up
     # with one listing of its own task, then follows the shared listings.
     late_store = Store()
-    old_cursor = Cursor(since=time.time() - 600)
-    await late_store.aset(_events.CURSOR_KEY, old_cursor.to_json())
     late = watcher(late_store, slug="job0", poll_interval=0.3)
+    old_cursor = Cursor(since=time.time() - 600)
+    await late_store.aset(late.cursor_key, old_cursor.to_json())
     missed = start(emu, "job0")
     late_events = Events(late.filter_shared_stream(manager.subscribe(trigger_id=99, trigger=late, key=key)))
-    expected = sorted([*started["job0"], *missed])
+    expected = sorted([*started["job0"], *again["job0"], *missed])
     await late_events.until(lambda: sorted(late_events.run_ids) == expected)
     await late_events.quiet(3, emu)
-    own = [e["query"] for e in emu.request_log() if e["path"] == "/v0/runs/list" and "taskSlug" in e["query"]]
-    assert [query["taskSlug"] for query in own] == ["job0"]
+    assert own_full_listings() == [*learning, "job0"]
     assert sorted(late_events.run_ids) == expected
     for collected in [*events, late_events]:
         await collected.stop()
     await manager.stop_all()
 
 
-def test_a_slug_watcher_learns_its_task_id_where_runs_carry_no_slug() -> None:
-    """The public run object has ``taskID`` but no slug: a slug watcher on a shared listing lists its own
-    task until it has seen one of its runs, then attributes runs by id and stops listing."""
+def test_a_slug_watcher_tells_its_runs_from_others_where_runs_carry_no_slug() -> None:
+    """The public run object has ``taskID`` but no slug (reference section 5). A slug watcher on a shared
+    listing learns its task's id from its own runs, and from an own listing that leaves out another
+    task's run that it is another task's: each unknown task costs one own listing, not one per poll."""
     watch = _events.Watch(
-        task_id=None, slug="job", statuses=["Succeeded"], lookback=0, store=None, log=logging.getLogger("t")
+        task_id=None,
+        slug="job",
+        statuses=["Succeeded"],
+        lookback=0,
+        store=None,
+        log=logging.getLogger("t"),
+        key="k",
     )
     now = time.time()
-    shared = Listing(runs=[_run("r1", now)], window_start=watch.cursor.window_start - 1, watermark=now)
-    assert watch.needs_own_listing(shared)
-    assert not watch.matches(_run("r1", now))
-    watch.learn(Listing(runs=[_run("r1", now)], window_start=watch.cursor.window_start, watermark=now))
-    assert watch.matches(_run("r1", now))
-    other = AirplaneRun.from_api({"id": "r2", "status": "Succeeded", "taskID": "tsk2"})
+    watch.cursor = Cursor.fresh(now - 5)
+    start = watch.cursor.window_start
+
+    def listing(*runs: AirplaneRun) -> Listing:
+        return Listing(runs=list(runs), window_start=start, watermark=now)
+
+    other = _run("r1", now, task_id="tsk2")
+    assert watch.needs_own_listing(listing(other))
+    watch.learn(listing(), listing(other))  # its own listing came back without r1
     assert not watch.matches(other)
-    assert not watch.needs_own_listing(Listing(runs=[other], window_start=shared.window_start, watermark=now))
+    assert not watch.needs_own_listing(listing(_run("r2", now + 1, task_id="tsk2")))
+    builtin = AirplaneRun.from_api({"id": "r3", "status": "Succeeded", "succeededAt": "2026-01-01T00:00:00Z"})
+    assert not watch.needs_own_listing(listing(builtin))  # a run of no task is nobody's
+    mine = _run("r4", now, task_id="tsk1")
+    assert watch.needs_own_listing(listing(mine))
+    watch.learn(listing(mine), listing(mine))
+    assert watch.matches(mine)
+    assert not watch.needs_own_listing(listing(_run("r5", now, task_id="tsk9")))  # known id: no doubt
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="shared streams are new in Airflow 3.3")
+async def test_quiet_slug_watchers_cost_one_listing_per_interval_without_task_slug(
+    airplane_conn: AirplaneEmulator,
+) -> None:
+    """Review 2026-12 (issue 16, 2.9): five slug watchers of quiet tasks share one stream while another
+    task keeps finishing runs, against an API whose runs carry no ``taskSlug``. Each watcher lists its own
+    task once to learn that the busy task is not its own, then follows the shared listing; a run of a
+    quiet task still reaches its watcher, and only its watcher."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    emu = airplane_conn
+    emu.add_task("noise", duration=0.0)
+    slugs = [f"quiet{i}" for i in range(5)]
+    for slug in slugs:
+        emu.add_task(slug, duration=0.0)
+    manager = SharedStreamManager()
+    triggers = [watcher(Store(), slug=slug, poll_interval=0.3) for slug in slugs]
+    (key,) = {t.shared_stream_key() for t in triggers}
+    events = [
+        Events(t.filter_shared_stream(manager.subscribe(trigger_id=i, trigger=t, key=key)))
+        for i, t in enumerate(triggers)
+    ]
+
+    def shared_polls() -> int:
+        return sum(1 for e in list_requests(emu) if "taskSlug" not in e["query"])
+
+    await events[0].until(lambda: shared_polls() >= 2)
+    await asyncio.sleep(0.3)
+    before = len(list_requests(emu))
+    start_polls = shared_polls()
+    with AirplaneHook() as hook:
+        for _ in range(6):  # the rest of the environment keeps finishing runs
+            hook.execute_task("noise")
+            await asyncio.sleep(0.3)
+    await events[0].until(lambda: shared_polls() >= start_polls + 6)
+    listed = [e["query"] for e in list_requests(emu)][before:]
+    own = [q for q in listed if "taskSlug" in q]
+    assert "taskSlug" not in AirplaneHook().list_runs(limit=1)[0].raw  # the public API's run shape
+    assert len(own) <= len(slugs), f"{len(own)} per-watcher listings for {len(listed) - len(own)} shared ones"
+    quiet = start(emu, "quiet0")
+    await events[0].until(lambda: events[0].run_ids == quiet)
+    await events[0].quiet(3, emu)
+    assert [e.run_ids for e in events] == [quiet, [], [], [], []]
+    for e in events:
+        await e.stop()
+    await manager.stop_all()
 
 
 def test_bad_arguments_fail_when_the_dag_file_is_parsed(tmp_path: Any) -> None:
