@@ -218,12 +218,15 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
             self._record.write(run_id, phase)
 
     def execute(self, context: Context) -> Any:
+        with self._hook() as hook:
+            return self._execute(context, hook)
+
+    def _execute(self, context: Context, hook: AirplaneHook) -> Any:
         started_at = time.time()
         self._record = RunRecord.of(context, self.log) if self.durable else None
         slug, task_id = self._task_reference()
         param_values = self._checked_param_values()
         resources = self._checked_resources()
-        hook = self._hook()
 
         def start(key: str) -> str:
             run_id = hook.execute_task(
@@ -320,11 +323,14 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: the same XComs, return value and errors as the worker path."""
+        with self._hook() as hook:
+            return self._resume(context, event, hook)
+
+    def _resume(self, context: Context, event: dict[str, Any] | None, hook: AirplaneHook) -> Any:
         status, run_id, message = validate_event(event)
         self._run_id = run_id
         self._record = RunRecord.of(context, self.log) if self.durable else None
         self._note(run_id, STARTED)  # back in a worker: nothing cancels the run behind this try's back
-        hook = self._hook()
         run_url = push_run_xcoms(context, hook, run_id)
         self._see_run(hook, run_id)
         if status == "timeout":
@@ -439,26 +445,26 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         self._cancel_requested = True
         self.log.warning("Cancelling Airplane run %s: %s", self._run_id, reason)
         run_id = self._run_id
-        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)  # no outage riding
-        try:
-            # Recorded once Airplane accepted the cancel (a refused one leaves a run to re-attach to),
-            # before the wait: the next try may start before the cancel lands.
-            run = _cancel_and_wait(
-                hook, run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
-            )
-        except Exception as err:
-            self.log.error(
-                "Could not cancel Airplane run %s (%s): it may still be running; cancel it by hand at %s",
-                run_id,
-                err,
-                _link_or_id(hook, run_id),
-            )
-            return None
-        if run.status == RunStatus.CANCELLED:
-            self.log.info("Airplane run %s is Cancelled", run.id)
-        else:
-            self.log.warning("Airplane run %s is %s after the cancel request", run.id, run.status)
-        return run
+        with AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None) as hook:  # no outage riding
+            try:
+                # Recorded once Airplane accepted the cancel (a refused one leaves a run to re-attach to),
+                # before the wait: the next try may start before the cancel lands.
+                run = _cancel_and_wait(
+                    hook, run_id, CANCEL_CONFIRM_SECONDS, lambda: self._note(run_id, CANCELLING)
+                )
+            except Exception as err:
+                self.log.error(
+                    "Could not cancel Airplane run %s (%s): it may still be running; cancel it by hand at %s",
+                    run_id,
+                    err,
+                    _link_or_id(hook, run_id),
+                )
+                return None
+            if run.status == RunStatus.CANCELLED:
+                self.log.info("Airplane run %s is Cancelled", run.id)
+            else:
+                self.log.warning("Airplane run %s is %s after the cancel request", run.id, run.status)
+            return run
 
     def on_kill(self) -> None:
         """SIGTERM (marked failed, cleared) or ``execution_timeout``: cancel the run this task started."""
@@ -514,19 +520,19 @@ class AirplaneGetRunOutputsOperator(AirplaneLineageMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         run_id = validate_run_id(self.run_id)
         # Reads ride an API outage for the default max_outage, as the execute operator's do.
-        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None).ride_outages()
-        run_url = push_run_xcoms(context, hook, run_id)
-        run = hook.get_run(run_id)
-        self._see_run(hook, run_id, run)
-        if not run.is_terminal:
-            raise AirplaneError(
-                f"Airplane run {run_id} is still {run.status}: outputs are read once it has finished. "
-                f"Wait for it first (AirplaneRunSensor). See {run_url}"
-            )
-        outputs = hook.get_run_outputs(run)
-        if self.do_xcom_push:
-            check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run_id)
-        return outputs
+        with AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None).ride_outages() as hook:
+            run_url = push_run_xcoms(context, hook, run_id)
+            run = hook.get_run(run_id)
+            self._see_run(hook, run_id, run)
+            if not run.is_terminal:
+                raise AirplaneError(
+                    f"Airplane run {run_id} is still {run.status}: outputs are read once it has finished. "
+                    f"Wait for it first (AirplaneRunSensor). See {run_url}"
+                )
+            outputs = hook.get_run_outputs(run)
+            if self.do_xcom_push:
+                check_output_size(outputs, max_bytes=self.output_max_bytes, run_id=run_id)
+            return outputs
 
 
 class AirplaneCancelRunOperator(AirplaneLineageMixin, BaseOperator):
@@ -559,19 +565,19 @@ class AirplaneCancelRunOperator(AirplaneLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> str:
         run_id = validate_run_id(self.run_id)
-        hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
-        run_url = push_run_xcoms(context, hook, run_id)
-        self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
-        run = _cancel_and_wait(hook, run_id, self.wait_timeout)
-        self._see_run(hook, run_id, run)
-        if not run.is_terminal:
-            raise AirplaneError(
-                f"Airplane run {run_id} is still {run.status} {self.wait_timeout:g} s after the cancel "
-                f"request (wait_timeout). See {run_url}"
-            )
-        if run.status != RunStatus.CANCELLED:
-            self.log.info("Airplane run %s had already ended %s", run_id, run.status)
-        return str(run.status)
+        with AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None) as hook:
+            run_url = push_run_xcoms(context, hook, run_id)
+            self.log.info("Cancelling Airplane run %s: %s", run_id, run_url)
+            run = _cancel_and_wait(hook, run_id, self.wait_timeout)
+            self._see_run(hook, run_id, run)
+            if not run.is_terminal:
+                raise AirplaneError(
+                    f"Airplane run {run_id} is still {run.status} {self.wait_timeout:g} s after the cancel "
+                    f"request (wait_timeout). See {run_url}"
+                )
+            if run.status != RunStatus.CANCELLED:
+                self.log.info("Airplane run %s had already ended %s", run_id, run.status)
+            return str(run.status)
 
 
 def _link_or_id(hook: AirplaneHook, run_id: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_airplane.exceptions import AirplaneRunFailedError
+from airflow_provider_airplane.exceptions import AirplaneRunCancelledError, AirplaneRunFailedError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.sensors.airplane import AirplaneRunSensor
 from airflow_provider_airplane.testing import AirplaneEmulator
@@ -106,3 +106,41 @@ def test_a_thousand_pokes_leak_no_socket(
     assert sessions.opened == POKES + 3 + 1 + 1
     assert sessions.closed == sessions.opened
     assert settled_sockets(before) <= before, "sockets left open by the sensor's hooks"
+
+
+def test_the_operators_close_every_hook_they_open(
+    airplane_conn: AirplaneEmulator,
+    task_ctx: Callable[..., dict[str, Any]],
+    sessions: Sessions,
+    no_gc: None,
+) -> None:
+    """Execute (in a worker, deferring, resuming), outputs and cancel operators close their hooks."""
+    from airflow_provider_airplane.operators.airplane import (
+        AirplaneCancelRunOperator,
+        AirplaneExecuteTaskOperator,
+        AirplaneGetRunOutputsOperator,
+    )
+
+    airplane_conn.add_task("quick", output={"rows": 1}, duration=0.1)
+    airplane_conn.add_task("slow", duration=30)
+    baseline = open_sockets()
+    for n in range(10):
+        ctx = task_ctx()
+        quick = AirplaneExecuteTaskOperator(
+            task_id="run", slug="quick", poll_interval=0.1, idempotency_key=f"q{n}"
+        )
+        quick.execute(ctx)
+        run_id = ctx["ti"].xcoms["airplane_run_id"]
+        AirplaneGetRunOutputsOperator(task_id="outputs", run_id=run_id).execute(task_ctx())
+    deferring = AirplaneExecuteTaskOperator(task_id="run", slug="slow", deferrable=True, idempotency_key="s")
+    slow = task_ctx()
+    with pytest.raises(TaskDeferred):
+        deferring.execute(slow)
+    slow_run = slow["ti"].xcoms["airplane_run_id"]
+    AirplaneCancelRunOperator(task_id="cancel", run_id=slow_run).execute(task_ctx())
+    with pytest.raises(AirplaneRunCancelledError):
+        deferring.execute_complete(slow, {"status": "cancelled", "run_id": slow_run})
+
+    assert sessions.opened >= 23
+    assert sessions.closed == sessions.opened
+    assert settled_sockets(baseline) <= baseline
