@@ -63,9 +63,7 @@ def conn_to_garbage(
     emulator.add_task("forever", duration=100_000)
     monkeypatch.setenv(
         "AIRFLOW_CONN_AIRPLANE_GARBAGE",
-        json.dumps(
-            {"conn_type": "airplane", "host": garbage_url, "password": emulator.api_key, "extra": {}}
-        ),
+        json.dumps({"conn_type": "airplane", "host": garbage_url, "password": emulator.api_key, "extra": {}}),
     )
     monkeypatch.setattr(AirplaneHook, "backoff_cap", 0.05)
     return emulator
