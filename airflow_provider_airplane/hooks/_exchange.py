@@ -127,20 +127,32 @@ class Operation(Generic[T]):
 
 def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | None:
     """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date), None if absent
-    or unreadable (logged at debug). A date in the past means now (0). The hook and the watcher share it."""
+    or unreadable (logged at debug). A date in the past means now (0). The hook and the watcher share it.
+
+    A date is read against the answer's own ``Date`` (the server's clock), not this machine's: the two
+    clocks may be minutes apart. Without a ``Date``, against ``now`` (default: the local clock).
+    """
     value = answer.headers.get("retry-after", "").strip()
     if not value:
         return None
     if value.isdigit():
         return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        moment = None
-    if moment is None or moment.tzinfo is None:  # RFC 9110 dates are GMT; a zoneless one is not a date
+    moment = _http_date(value)
+    if moment is None:
         log.debug("Ignoring Retry-After %r: neither seconds nor an HTTP-date", value)
         return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    if now is None:
+        now = _http_date(answer.headers.get("date", ""))
+    return max(0.0, moment - (time.time() if now is None else now))
+
+
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an RFC 9110 HTTP-date, None if it is not one (a zoneless date is not)."""
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None if moment is None or moment.tzinfo is None else moment.timestamp()
 
 
 @dataclass(frozen=True)
@@ -309,8 +321,14 @@ class Call(Generic[T]):
                 raise error
             delay = self.policy.delay(self.attempts, answer)
         budget = self.policy.budget
-        if budget is not None and time.monotonic() - self.started + delay >= budget:
-            raise error
+        if budget is not None:
+            left = budget - (time.monotonic() - self.started)
+            # Spent, or the server asks for more than is left: give up now. Else never sleep past the budget,
+            # keeping half of what is left for one more attempt.
+            asked = answer is not None and retry_after_seconds(answer) is not None
+            if left <= 0.01 or (asked and delay > left):
+                raise error
+            delay = min(delay, left / 2)
         if outage is None:
             self.log.warning(
                 "Airplane API %s failed (%s); retrying in %.2fs (attempt %d of %d)",

@@ -25,12 +25,13 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
-from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, check_max_outage
+from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, check_max_outage, is_transient
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import (
     AirplaneApiError,
     AirplaneAuthError,
     AirplaneError,
+    AirplaneOutageError,
     AirplaneRunTimeoutError,
 )
 from airflow_provider_airplane.hooks._api import (
@@ -86,7 +87,15 @@ def _requests_retryable() -> tuple[type[BaseException], ...]:
 def _aiohttp_retryable() -> tuple[type[BaseException], ...]:
     import aiohttp
 
-    return (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+    # ClientResponseError here is an answer that is not HTTP (a bad status line from a middlebox or
+    # another service on the port): as "no answer" from the API as a dropped connection (the sync hook
+    # gets a ConnectionError for it). The hooks never raise_for_status, so no API status lands here.
+    return (
+        aiohttp.ClientConnectionError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientResponseError,
+        asyncio.TimeoutError,
+    )
 
 
 class _AirplaneHookBase(BaseHook):
@@ -531,8 +540,23 @@ class AirplaneHook(_AirplaneHookBase):
         outage = Outage(self.log, f"Airplane run {run_id}", max_outage)
         started = time.monotonic()
         last_status: object = None
+        run: AirplaneRun | None = None
         while True:
-            run = self._call(self.api.get_run(run_id), outage=outage)
+            # An outage is ridden up to the deadline too: timeout bounds the wait, answers or not.
+            budget = None if limit is None else max(0.001, limit - (time.monotonic() - started))
+            try:
+                run = self._call(self.api.get_run(run_id), outage=outage, budget=budget)
+            except AirplaneApiError as err:
+                # Riding an outage, only the deadline (the call's budget) or max_outage ends a call on a
+                # transient failure: the former is this wait's timeout.
+                if limit is None or isinstance(err, AirplaneOutageError) or not is_transient(err):
+                    raise
+                seen = run or AirplaneRun(run_id, "Unknown")  # its status never read before the outage
+                raise AirplaneRunTimeoutError(
+                    seen,
+                    f"Airplane run {run_id} did not finish within {limit:g}s; it was {seen.status} when the "
+                    f"API stopped answering ({err}). See {self.get_run_url(run_id)}",
+                ) from err
             elapsed = time.monotonic() - started
             if run.status != last_status:
                 self.log.info("Airplane run %s is %s (%.1fs elapsed)", run_id, run.status, elapsed)

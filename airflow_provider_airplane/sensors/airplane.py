@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
@@ -20,7 +20,7 @@ from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, check_max_outa
 from airflow_provider_airplane._outcome import raise_for_run
 from airflow_provider_airplane._run_logs import RunLogReader
 from airflow_provider_airplane._validation import validate_run_id
-from airflow_provider_airplane.exceptions import AirplaneError, AirplaneRunError
+from airflow_provider_airplane.exceptions import AirplaneError, AirplaneOutageError, AirplaneRunError
 from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.links.airplane import AirplaneRunLink, push_run_xcoms
 from airflow_provider_airplane.models import RunStatus
@@ -72,12 +72,14 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
         self.airplane_conn_id = airplane_conn_id
         self.deferrable = deferrable
         self.max_outage = check_max_outage(max_outage)
+        # Poke mode: when the sensor's timeout passes (monotonic), so a poke rides an outage no longer.
+        self._poke_deadline: float | None = None
 
-    def _hook(self) -> AirplaneHook:
+    def _hook(self, max_outage: float | Literal["default"] | None = "default") -> AirplaneHook:
         """A hook for one ``execute``, ``poke`` or resume: used in a ``with``, so a sensor poking a
         thousand times in one worker process holds no socket between pokes."""
         hook = AirplaneHook(self.airplane_conn_id, env_slug=self.env_slug or None)
-        return hook.ride_outages(self.max_outage)
+        return hook.ride_outages(self.max_outage if max_outage == "default" else max_outage)
 
     def _judge(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> None:
         """The one verdict on a finished run for every path: the run's error, or a skip when
@@ -104,6 +106,8 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
                 self._judge(hook, run, run_url)
                 return None
         if not self.deferrable:
+            if not self.reschedule:  # a poke must not ride an outage past the sensor's timeout
+                self._poke_deadline = time.monotonic() + self.timeout
             return super().execute(context)  # each poke opens and closes its own hook
         from airflow_provider_airplane.triggers.airplane import AirplaneRunTrigger
 
@@ -129,8 +133,18 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         run_id = validate_run_id(self.run_id)
-        with self._hook() as hook:
-            run = hook.get_run(run_id)
+        left = None if self._poke_deadline is None else max(0.001, self._poke_deadline - time.monotonic())
+        by_deadline = left is not None and (self.max_outage is None or left < self.max_outage)
+        with self._hook(left if by_deadline else "default") as hook:
+            try:
+                run = hook.get_run(run_id)
+            except AirplaneOutageError as err:
+                if not by_deadline:
+                    raise
+                raise AirflowSensorTimeout(
+                    f"The sensor's timeout ({self.timeout:g} s) passed while the Airplane API was not "
+                    f"answering about run {run_id}; the run was left as it is. {err}"
+                ) from err
             if not run.is_terminal:
                 self.log.info("Airplane run %s is %s", run_id, run.status)
                 return False

@@ -6,6 +6,7 @@ outage inside one request, where nobody looks at ``timeout``: the task hangs as 
 from __future__ import annotations
 
 import threading
+import traceback
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,7 @@ def run_in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, 
             outcome["value"] = work()
         except BaseException as err:  # the test inspects whatever ended the wait
             outcome["error"] = err
+            outcome["tb"] = traceback.format_exc()
         outcome["seconds"] = time.monotonic() - started
 
     thread = threading.Thread(target=target, daemon=True)
@@ -69,7 +71,7 @@ def test_worker_wait_with_max_outage_none_ends_at_its_timeout_during_an_outage(
         emu.end_outage()
         thread.join(30)
     assert ended, "the task still waits 20 s into the outage although its timeout is 3 s"
-    assert isinstance(outcome.get("error"), AirplaneRunTimeoutError), outcome
+    assert isinstance(outcome.get("error"), AirplaneRunTimeoutError), outcome.get("tb")
 
 
 def test_poke_sensor_with_max_outage_none_ends_at_its_timeout_during_an_outage(
