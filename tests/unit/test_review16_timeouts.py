@@ -6,8 +6,8 @@ outage inside one request, where nobody looks at ``timeout``: the task hangs as 
 from __future__ import annotations
 
 import threading
-import traceback
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
