@@ -3,6 +3,8 @@ AIRFLOW_VERSION ?= 3.3.2
 PYTHON ?= python3
 VENV ?= $(if $(filter 3.3.2,$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
 LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
+# Upper bounds a version's lock is resolved under, when that version needs any.
+CONSTRAINTS := $(wildcard requirements/constraints-$(AIRFLOW_VERSION).txt)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
@@ -80,7 +82,7 @@ format: venv
 lock:
 	echo "apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" > /tmp/airflow-pin-$(AIRFLOW_VERSION).txt
 	uv pip compile -q pyproject.toml --all-extras requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
-		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
+		$(addprefix -c ,$(CONSTRAINTS)) --python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:
 	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache dist docs/_build
