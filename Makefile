@@ -1,12 +1,15 @@
-# Two commands do all the set-up: `make demo` and `make test`. Each creates its venv when missing.
+# Two commands do all the set-up: `make demo` and `make test`. Each creates its venv when missing;
+# `make test` also installs the Debian packages its tests need (make test-deps).
 AIRFLOW_VERSION ?= 3.3.2
 PYTHON ?= python3
 VENV ?= $(if $(filter 3.3.2,$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
 LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
+# Upper bounds a version's lock is resolved under, when that version needs any.
+CONSTRAINTS := $(wildcard requirements/constraints-$(AIRFLOW_VERSION).txt)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-cluster cluster-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs dist check-dist up docs
+.PHONY: venv demo test test-fast test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -21,19 +24,25 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/demo.py
 
-test: venv
+# PostgreSQL 15 and Redis (cluster suite), Chromium (browser test) from Debian's packages, only what is
+# missing; root installs them, anyone else is told to run `sudo make test-deps` (scripts/ensure-test-deps.sh).
+# TEST_DEPS=cluster or browser limits it to one part.
+TEST_DEPS ?=
+test-deps:
+	scripts/ensure-test-deps.sh $(TEST_DEPS)
+
+# test-deps first: a user who cannot install learns it before the venv is built.
+test: test-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Only the production-shaped stack (PostgreSQL, Redis, CeleryExecutor, 2 workers, 2 triggerers); `make test`
-# runs it too. Installs PostgreSQL 15 and Redis from the Debian packages when they are missing (root).
-test-cluster: venv cluster-deps
+# runs it too.
+test-cluster: TEST_DEPS = cluster
+test-cluster: test-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
-
-cluster-deps:
-	scripts/ensure-cluster-deps.sh
 
 # Benchmarks print numbers (see docs/performance.md); BENCH_ARGS=--quick for a short watch run.
 bench-watch: venv
@@ -80,7 +89,7 @@ format: venv
 lock:
 	echo "apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" > /tmp/airflow-pin-$(AIRFLOW_VERSION).txt
 	uv pip compile -q pyproject.toml --all-extras requirements/dev.in /tmp/airflow-pin-$(AIRFLOW_VERSION).txt \
-		--python-version 3.11 --no-header --no-annotate -o $(LOCK)
+		$(addprefix -c ,$(CONSTRAINTS)) --python-version 3.11 --no-header --no-annotate -o $(LOCK)
 
 clean:
 	rm -rf .venv .venv-* .airflow .pytest_cache .mypy_cache .ruff_cache dist docs/_build

@@ -9,6 +9,7 @@ import atexit
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,27 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 from airflow_provider_airplane.testing import AirplaneEmulator  # noqa: E402
+
+# Markers of tests that need Debian packages (scripts/ensure-test-deps.sh checks and installs them).
+SYSTEM_PACKAGE_MARKERS = ("cluster", "browser")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop before the first test when a collected test needs a Debian package that is missing.
+
+    It names the command that installs it (``make test`` runs it first), where a fixture would fail deep
+    inside the run or the test would be skipped.
+    """
+    if session.config.option.collectonly:
+        return
+    parts = sorted({m for i in session.items for m in SYSTEM_PACKAGE_MARKERS if i.get_closest_marker(m)})
+    if not parts:
+        return
+    check = subprocess.run(
+        [REPO / "scripts" / "ensure-test-deps.sh", "--check", *parts], capture_output=True, text=True
+    )
+    if check.returncode:
+        pytest.exit(check.stderr.strip(), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def connection_json(emu: AirplaneEmulator, **extra: object) -> str:

@@ -1,13 +1,13 @@
 """The `make up` stack and headless Chromium (Debian's package, driven by Playwright) for the module.
 
-No browser is downloaded: Playwright launches /usr/bin/chromium (``apt-get install chromium``; .ci/run
-installs it when missing). The flags keep Chromium off the network this machine does not have.
+No browser is downloaded: Playwright launches /usr/bin/chromium (or ``$CHROMIUM``), which ``make test``
+installs when missing (``make test-deps``); the session stops before any test when it is still missing
+(tests/conftest.py). The flags keep Chromium off the network this machine does not have.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,17 +28,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if shutil.which(CHROMIUM) is None:
-        reason = f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM=path)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def ui_stack(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     """What `make up` starts: the emulator and Airflow with the example DAGs and airplane_default."""
     stack = example_stack(tmp_path_factory.mktemp("ui-stack"))
     stack.start()
@@ -49,11 +39,11 @@ def ui_stack(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

@@ -50,7 +50,7 @@ with DAG(dag_id="test_airplane_deferred_failure", schedule=None, start_date=STAR
     )
 
 with DAG(dag_id="test_airplane_sensor_reschedule", schedule=None, start_date=START, catchup=False):
-    # The test registers "slow_sync" (a few seconds), so the sensor reschedules at least once.
+    # The test registers "slow_sync" and ends its run once the sensor has poked it, so it reschedules once.
     started = AirplaneExecuteTaskOperator(task_id="start", slug="slow_sync", wait_for_completion=False)
     AirplaneRunSensor(task_id="watch", run_id=started.output, mode="reschedule", poke_interval=1, timeout=60)
 

@@ -2,7 +2,7 @@
 workers and two triggerers (plus api-server, scheduler, dag-processor and the emulator).
 
 Process start, stop and readiness stay in ``AirflowStack``; this adds the services and the extra
-components. PostgreSQL and Redis come from the Debian packages (``scripts/ensure-cluster-deps.sh``).
+components. PostgreSQL and Redis come from the Debian packages (``make test-deps``).
 Two triggerers or workers on one host need their own host names: every Airflow process gets
 ``STACK_HOSTNAME`` and a ``hostname_callable`` that returns it.
 """
@@ -123,9 +123,9 @@ class ClusterStack(AirflowStack):
     def _start_services(self) -> None:
         for binary in (PG_BIN / "initdb", PG_BIN / "pg_ctl"):
             if not binary.exists():
-                raise ComponentDown(f"{binary} is missing: run scripts/ensure-cluster-deps.sh")
+                raise ComponentDown(f"{binary} is missing: run make test-deps (as root)")
         if shutil.which("redis-server") is None:
-            raise ComponentDown("redis-server is missing: run scripts/ensure-cluster-deps.sh")
+            raise ComponentDown("redis-server is missing: run make test-deps (as root)")
         pylib = self.home / "pylib"
         pylib.mkdir(exist_ok=True)
         (pylib / "stack_hostname.py").write_text(HOSTNAME_MODULE)

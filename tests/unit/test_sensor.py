@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -240,8 +241,22 @@ def test_execute_complete_rejects_malformed_event(task_ctx: ContextFactory, emu:
 def test_reschedule_in_airflow_keeps_xcoms_and_link(
     example_emulator: AirplaneEmulator, run_dag: Callable[..., Any]
 ) -> None:
-    example_emulator.add_task("slow_sync", output={"ok": True}, duration=5)
+    # The run ends only once the sensor has poked it: however long a task takes to start (over 5 s on a
+    # busy machine), the first poke sees it running and the sensor reschedules.
+    example_emulator.add_task("slow_sync", output={"ok": True}, duration=900)
+
+    def end_after_first_poke() -> None:
+        wait_until(
+            lambda: example_emulator.request_counts().get("/v0/runs/get") or None,
+            timeout=300,
+            what="the sensor's first poke",
+        )
+        example_emulator.end_runs("slow_sync")
+
+    ender = threading.Thread(target=end_after_first_poke, daemon=True)
+    ender.start()
     result = run_dag("test_airplane_sensor_reschedule")
+    ender.join(timeout=5)
     assert result.state_of("watch") == "success"
     run_id = result.xcom("start")
     assert result.xcom("watch", "airplane_run_id") == run_id
