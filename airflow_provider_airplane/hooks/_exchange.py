@@ -131,7 +131,7 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
     value = answer.headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # RFC 9110's DIGIT is ASCII; str.isdigit() also takes "²"
         return float(value)
     try:
         moment = parsedate_to_datetime(value)
