@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -126,8 +127,9 @@ class Operation(Generic[T]):
 
 
 def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | None:
-    """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date), None if absent
-    or unreadable (logged at debug). A date in the past means now (0). The hook and the watcher share it."""
+    """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date in any of its three
+    forms), None if absent or unreadable (logged at debug). A date in the past means now (0). The hook and
+    the watcher share it."""
     value = answer.headers.get("retry-after", "").strip()
     if not value:
         return None
@@ -137,9 +139,11 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         moment = None
-    if moment is None or moment.tzinfo is None:  # RFC 9110 dates are GMT; a zoneless one is not a date
+    if moment is None:
         log.debug("Ignoring Retry-After %r: neither seconds nor an HTTP-date", value)
         return None
+    if moment.tzinfo is None:  # the asctime form carries no zone: every HTTP-date is GMT
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
