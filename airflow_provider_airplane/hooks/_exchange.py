@@ -147,6 +147,13 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+def backoff(failures: int, base: float, cap: float) -> float:
+    """``min(cap, base * 2**(failures - 1))`` for any number of failures in a row: an outage without a bound
+    counts them for hours (a watcher for days), and ``2.0 ** 1024`` raises OverflowError. Any base reaches
+    any cap long before ``2**1000``."""
+    return min(cap, base * 2.0 ** min(failures - 1, 1000))
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how long to wait: the reference's policy (section 6.3) with knobs tests can shrink."""
@@ -177,7 +184,7 @@ class RetryPolicy:
         retry_after = retry_after_seconds(answer) if answer is not None else None
         if retry_after is not None:
             return min(retry_after, float(self.retry_after_max))
-        return self.jitter() * min(self.backoff_cap, self.backoff_base * 2.0 ** (retry - 1))
+        return self.jitter() * backoff(retry, self.backoff_base, self.backoff_cap)
 
 
 def snippet(body: bytes) -> str:
