@@ -4,7 +4,8 @@ A reader follows one run: on each poll while the run is in progress it reads pag
 than the longest seen (the page size is unknown; a short page means it caught up, and chasing a run that
 is still writing would cost a request per new line) or ``FOLLOW_MAX_PAGES`` were read. Once the run has
 ended (or a deferred task resumes) it reads every remaining page, until an answer holds no new line. Each line
-is written once, in order, as ``[airplane] <text>``. The last lines are kept for a failed run's error.
+is written once, in order, as ``[airplane] <text>`` (a line that reaches the API only after a later one was
+written in an earlier poll is written when it comes). The last lines are kept for a failed run's error.
 
 Past ``max_lines`` nothing more is written, so the reader stops after ``PAST_LIMIT_PAGES`` more pages (a
 run just over the limit still gets an exact count and its real last lines) instead of paging through the
@@ -96,10 +97,18 @@ class RunLogReader:
         self.complete = True
 
     def _read(self, *, max_pages: int | None, stop_short: bool = False) -> bool:
-        """Read up to ``max_pages`` pages; True once an answer held no new line (caught up).
+        """Read up to ``max_pages`` pages and write their new lines; True once an answer held no new line
+        (caught up). ``stop_short``: also stop after a page shorter than the longest one seen.
 
-        ``stop_short``: also stop after a page shorter than the longest one seen.
+        The lines are written together once the reading stops, sorted: pages come in the order lines became
+        readable, which is not the order the run wrote them when a line reaches the API late.
         """
+        fresh: list[AirplaneLogLine] = []
+        caught_up = self._read_pages(fresh, max_pages=max_pages, stop_short=stop_short)
+        self._write(sorted(fresh, key=lambda line: line.key))
+        return caught_up
+
+    def _read_pages(self, fresh: list[AirplaneLogLine], *, max_pages: int | None, stop_short: bool) -> bool:
         pages = 0
         while self.available and (max_pages is None or pages < max_pages):
             if self.pages_past_limit >= PAST_LIMIT_PAGES:
@@ -124,10 +133,11 @@ class RunLogReader:
                 return False
             if self.taken >= self.max_lines:
                 self.pages_past_limit += 1
-            fresh = self.cursor.take(page)
-            self._write(fresh)
+            new = self.cursor.take(page)
+            self.taken += len(new)
+            fresh += new
             pages += 1
-            if not fresh:
+            if not new:
                 return True
             if stop_short and len(page.lines) < self.longest_page:
                 return False
@@ -136,7 +146,6 @@ class RunLogReader:
 
     def _write(self, lines: list[AirplaneLogLine]) -> None:
         scrub = self.hook.config.scrub  # a run may print anything; the provider's own key is never echoed
-        self.taken += len(lines)
         for line in lines:
             text = scrub(line.text)
             self.tail.append(text)

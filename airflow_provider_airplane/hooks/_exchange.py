@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -126,8 +127,9 @@ class Operation(Generic[T]):
 
 
 def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | None:
-    """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date), None if absent
-    or unreadable (logged at debug). A date in the past means now (0). The hook and the watcher share it.
+    """The answer's ``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP-date in any of its three
+    forms), None if absent or unreadable (logged at debug). A date in the past means now (0). The hook and
+    the watcher share it.
 
     A date is read against the answer's own ``Date`` (the server's clock), not this machine's: the two
     clocks may be minutes apart. Without a ``Date``, against ``now`` (default: the local clock).
@@ -135,7 +137,7 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
     value = answer.headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # RFC 9110's DIGIT is ASCII; str.isdigit() also takes "²"
         return float(value)
     moment = _http_date(value)
     if moment is None:
@@ -147,12 +149,23 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
 
 
 def _http_date(value: str) -> float | None:
-    """Epoch seconds of an RFC 9110 HTTP-date, None if it is not one (a zoneless date is not)."""
+    """Epoch seconds of an RFC 9110 HTTP-date in any of its three forms, None if it is not one."""
     try:
         moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
         return None
-    return None if moment is None or moment.tzinfo is None else moment.timestamp()
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # the asctime form carries no zone: every HTTP-date is GMT
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def backoff(failures: int, base: float, cap: float) -> float:
+    """``min(cap, base * 2**(failures - 1))`` for any number of failures in a row: an outage without a bound
+    counts them for hours (a watcher for days), and ``2.0 ** 1024`` raises OverflowError. Any base reaches
+    any cap long before ``2**1000``."""
+    return min(cap, base * 2.0 ** min(failures - 1, 1000))
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ class RetryPolicy:
         retry_after = retry_after_seconds(answer) if answer is not None else None
         if retry_after is not None:
             return min(retry_after, float(self.retry_after_max))
-        return self.jitter() * min(self.backoff_cap, self.backoff_base * 2.0 ** (retry - 1))
+        return self.jitter() * backoff(retry, self.backoff_base, self.backoff_cap)
 
 
 def snippet(body: bytes) -> str:

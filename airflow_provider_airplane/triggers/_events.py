@@ -46,6 +46,7 @@ from airflow_provider_airplane.exceptions import (
     AirplaneOutageError,
 )
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE, ApiCore
+from airflow_provider_airplane.hooks._exchange import backoff
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun, RunStatus
 
@@ -272,7 +273,7 @@ class ErrorLog:
     def failed(self, error: BaseException, poll_interval: float) -> float:
         """Record one failed look; returns the seconds to wait before the next."""
         self.failures += 1
-        delay: float = min(MAX_BACKOFF, max(poll_interval, poll_interval * 2.0 ** (self.failures - 1)))
+        delay = backoff(self.failures, min(poll_interval, MAX_BACKOFF), MAX_BACKOFF)
         if isinstance(error, AirplaneOutageError):
             outage = self.outage
             self._once(

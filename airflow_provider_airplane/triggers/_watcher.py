@@ -36,7 +36,13 @@ from airflow_provider_airplane._outage import DEFAULT_MAX_OUTAGE, Outage, is_tra
 from airflow_provider_airplane._validation import check_positive, check_reference
 from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks._api import MAX_PAGE_SIZE
-from airflow_provider_airplane.hooks._exchange import Answer, Failure, HttpRequest, retry_after_seconds
+from airflow_provider_airplane.hooks._exchange import (
+    Answer,
+    Failure,
+    HttpRequest,
+    backoff,
+    retry_after_seconds,
+)
 from airflow_provider_airplane.hooks.airplane import AirplaneAsyncHook
 from airflow_provider_airplane.models import AirplaneRun
 
@@ -312,7 +318,7 @@ class RunWatcher:
             self._fail([watch], watch.outage.error(status_code=status))
         interval = self._interval
         cap = max(MAX_BACKOFF, interval)
-        delay = min(cap, interval * 2.0 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
+        delay = backoff(self._failures, interval, cap) * random.uniform(0.5, 1.0)
         if self._hook.retry_after is not None:
             delay = max(delay, min(self._hook.retry_after, RETRY_AFTER_MAX))
         # Never sleep past the moment a waiter's max_outage ends: it gets one more poll right then.
