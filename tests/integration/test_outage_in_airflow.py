@@ -19,7 +19,7 @@ from airflow_stack import AirflowStack, wait_until
 
 from airflow_provider_airplane.testing import EmulatorClient
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.outage]
 
 OUTAGE_SECONDS = 120.0
 OUTPUT = {"rows": 7, "through": "an outage"}
