@@ -34,13 +34,15 @@ def link(stack: AirflowStack, dag_run_id: str, task_id: str, try_number: int | N
 def test_each_try_links_the_run_it_waited_for(
     airflow_stack: AirflowStack, emulator_client: EmulatorClient
 ) -> None:
+    # Runs of some seconds: a deferral shorter than the worker's exit races the scheduler (the executor's
+    # "success" for the deferring workload arrives after the resumed try started, and fails it).
     for slug in SLUGS.values():
-        emulator_client.add_task(slug, fail=True, error="first run breaks", duration=3)
+        emulator_client.add_task(slug, fail=True, error="first run breaks", duration=8)
     dag_run_id = airflow_stack.trigger_dag(DAG_ID)
     for slug in SLUGS.values():
         wait_until(lambda slug=slug: runs_of(emulator_client, slug) or None, timeout=90, what=f"{slug} run")
         # A run's outcome is fixed when it starts: the first stays Failed, the retry's succeeds.
-        emulator_client.add_task(slug, output={"second": "run"}, duration=2)
+        emulator_client.add_task(slug, output={"second": "run"}, duration=8)
 
     for task_id, slug in SLUGS.items():
         airflow_stack.wait_for_ti_state(DAG_ID, dag_run_id, task_id, ["success"], timeout=180)

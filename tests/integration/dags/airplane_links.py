@@ -28,5 +28,5 @@ with DAG(
             deferrable=deferrable,
             poll_interval=1.0,
             retries=1,
-            retry_delay=timedelta(seconds=5),
+            retry_delay=timedelta(seconds=2),
         )
