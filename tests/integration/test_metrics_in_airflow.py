@@ -2,9 +2,9 @@
 
 The stack sends statsd to the session's listener (conftest.py); the triggerer with its own prefix
 (``triggerer.``), every other process with Airflow's default (``airflow.``), so each line says which
-process sent it. Airflow's triggerer sets up the core ``Stats`` but not the task SDK's, which its trigger
-runner subprocess (where the provider's trigger runs) uses on Airflow 3.2+: the triggerer's lines below
-arrive only because ``_metrics._initialize_sdk_stats`` sets that one up from ``[metrics]``.
+process sent it. The provider's trigger runs in the triggerer's trigger runner subprocess, which sends
+through the task SDK's ``Stats`` on Airflow 3.2+: set up there by ``airflow.sdk.serde`` on import (3.2.2,
+3.3.2), else by ``_metrics._initialize_sdk_stats``.
 """
 
 from __future__ import annotations
