@@ -9,7 +9,7 @@ CONSTRAINTS := $(wildcard requirements/constraints-$(AIRFLOW_VERSION).txt)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs dist check-dist up docs
+.PHONY: venv demo test test-fast test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs bench-metrics dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -59,6 +59,9 @@ bench-logs: venv
 
 bench-events: venv
 	$(BIN)/python benchmarks/event_watchers.py $(BENCH_ARGS)
+
+bench-metrics: venv
+	$(BIN)/python benchmarks/metrics.py $(BENCH_ARGS)
 
 # Release files in dist/: sdist + wheel, `twine check --strict`, contents checked (scripts/check-dist.sh).
 dist: venv

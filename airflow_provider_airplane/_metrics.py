@@ -38,8 +38,10 @@ def _backend() -> Any:
 
 
 def _initialize_sdk_stats() -> None:
-    """Airflow 3.2+ keeps a second ``Stats`` for the task SDK, set up by the task runner but not by the
-    triggerer's runner or ``dag.test``: set it up from ``[metrics]`` where nobody did."""
+    """Airflow 3.2+ keeps a second ``Stats`` for the task SDK: set it up from ``[metrics]`` where nobody did.
+
+    The task runner sets it up, and on 3.2.2 and 3.3.2 so does importing ``airflow.sdk.serde`` (the
+    triggerer's runner and ``dags test`` do), so this is a fallback for a process that did neither."""
     try:
         from airflow.sdk._shared.observability.metrics import stats
         from airflow.sdk.configuration import conf

@@ -90,4 +90,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_airplane.links.airplane.AirplaneRunLink"],
+        # Airflow 3.3+: on the API server, each try's "Airplane Run" link shows that try's run.
+        "plugins": [
+            {"name": "airplane", "plugin-class": "airflow_provider_airplane.links.per_try.AirplanePlugin"}
+        ],
     }

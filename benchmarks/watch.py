@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/watch.py                 # N = 100, 1000, 5000; runs end over 120 s (~13 min)
     .venv/bin/python benchmarks/watch.py --quick         # N = 100, 1000; runs end over 20 s (~2 min)
     .venv/bin/python benchmarks/watch.py --n 1000 --spread 60 --poll-interval 10
+    .venv/bin/python benchmarks/watch.py --quick --metrics both   # each mode with statsd off, then on
 
 For each N and mode a standalone emulator process and a fresh child process are started, so that the
 server's CPU and the other mode's memory stay out of the numbers. The child imports the provider, notes
@@ -15,7 +16,9 @@ it starts), then waits on all of them at once, as a triggerer does after a resta
 
 Printed per mode: API requests (``runs/get`` + ``runs/list``, counted by the emulator), peak RSS growth above
 the RSS after imports, CPU seconds of the waiting phase, and latency from the run's end (the emulator's
-``succeededAt``) to the waiter's wake-up. Targets checked at N >= 1000: watcher requests <= 5% of per-run,
+``succeededAt``) to the waiter's wake-up. ``--metrics on`` turns on Airflow's statsd (``[metrics]``) in the
+child, sending to a UDP listener of the parent that counts the lines (the ``airplane.*`` metrics cost);
+``both`` measures each mode off and then on. Targets checked at N >= 1000: watcher requests <= 5% of per-run,
 watcher p95 <= poll interval + 1 s, watcher RSS growth <= 50 MB.
 """
 
@@ -27,6 +30,7 @@ import json
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +56,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lead", type=float, default=5.0, help="seconds before the first run can end (5)")
     parser.add_argument("--quick", action="store_true", help="N = 100 and 1000, runs ending over 20 s")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument(
+        "--metrics", choices=("off", "on", "both"), default="off", help="Airflow's statsd in the child (off)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -176,7 +183,37 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 # The parent: one emulator and one child per (N, mode) ---------------------------------------------------
 
 
-def _measure(args: argparse.Namespace, n: int, mode: str, home: Path) -> dict[str, Any]:
+class _StatsdSink:
+    """A UDP statsd server on 127.0.0.1 that counts the metric lines it receives (and keeps nothing)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.lines = 0
+        self.airplane_lines = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            for line in data.splitlines():
+                self.lines += 1
+                self.airplane_lines += b".airplane." in line
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def _measure(args: argparse.Namespace, n: int, mode: str, home: Path, *, metrics: bool) -> dict[str, Any]:
     rng = random.Random(args.seed + n)
     tasks = home / f"tasks-{n}.json"
     tasks.write_text(
@@ -192,6 +229,15 @@ def _measure(args: argparse.Namespace, n: int, mode: str, home: Path) -> dict[st
             {"conn_type": "airplane", "host": url, "password": API_KEY}
         ),
     }
+    sink = _StatsdSink() if metrics else None
+    if sink is not None:
+        env.update(
+            {
+                "AIRFLOW__METRICS__STATSD_ON": "True",
+                "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+                "AIRFLOW__METRICS__STATSD_PORT": str(sink.port),
+            }
+        )
     command = [
         sys.executable,
         __file__,
@@ -209,25 +255,49 @@ def _measure(args: argparse.Namespace, n: int, mode: str, home: Path) -> dict[st
     finally:
         emulator.send_signal(signal.SIGINT)
         emulator.wait(timeout=30)
+        if sink is not None:
+            time.sleep(0.5)  # the last datagrams
+            sink.close()
     if child.returncode != 0:
         raise SystemExit(f"the {mode} child failed:\n{child.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    result["metrics"] = None if sink is None else sink.airplane_lines
+    if sink is not None:
+        result["mode"] += "+statsd"
     return result
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     header = (
-        f"{'mode':<8} {'requests':>9} {'get':>7} {'list':>6} {'RSS+ MB':>8} {'CPU s':>7} "
-        f"{'p50 s':>6} {'p95 s':>6} {'max s':>6} {'wall s':>7}"
+        f"{'mode':<15} {'requests':>9} {'get':>7} {'list':>6} {'RSS+ MB':>8} {'CPU s':>7} "
+        f"{'p50 s':>6} {'p95 s':>6} {'max s':>6} {'wall s':>7} {'metrics':>8}"
     )
     lines = [header]
     for row in rows:
+        sent = "-" if row["metrics"] is None else str(row["metrics"])
         lines.append(
-            f"{row['mode']:<8} {row['requests']:>9} {row['gets']:>7} {row['lists']:>6} "
+            f"{row['mode']:<15} {row['requests']:>9} {row['gets']:>7} {row['lists']:>6} "
             f"{row['rss_growth_mb']:>8.1f} {row['cpu_s']:>7.2f} {row['p50_s']:>6.2f} {row['p95_s']:>6.2f} "
-            f"{row['max_s']:>6.2f} {row['wall_s']:>7.1f}"
+            f"{row['max_s']:>6.2f} {row['wall_s']:>7.1f} {sent:>8}"
         )
     return "\n".join(lines)
+
+
+def _metrics_cost(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Per mode measured both ways: what turning statsd on cost in CPU and memory."""
+    lines = []
+    for mode in MODES:
+        off, on = rows.get(mode), rows.get(mode + "+statsd")
+        if off is None or on is None:
+            continue
+        extra = on["cpu_s"] - off["cpu_s"]
+        lines.append(
+            f"{mode}: statsd on {on['cpu_s']:.2f} CPU s vs off {off['cpu_s']:.2f} "
+            f"({extra:+.2f} s, {extra / max(off['cpu_s'], 1e-9):+.0%}; "
+            f"{1000 * extra / max(on['metrics'], 1):+.3f} ms per metric line, {on['metrics']} lines), "
+            f"RSS growth {on['rss_growth_mb']:.1f} vs {off['rss_growth_mb']:.1f} MB"
+        )
+    return lines
 
 
 def _verdict(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> list[str]:
@@ -268,9 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="airplane-bench-") as tmp:
         for n in args.n:
-            rows = {mode: _measure(args, n, mode, Path(tmp)) for mode in args.modes}
-            print(f"\nN = {n}\n{_table(list(rows.values()))}", flush=True)
-            for line in _verdict(args, rows):
+            switches = {"off": (False,), "on": (True,), "both": (False, True)}[args.metrics]
+            measured = [
+                _measure(args, n, mode, Path(tmp), metrics=metrics)
+                for mode in args.modes
+                for metrics in switches
+            ]
+            rows = {row["mode"]: row for row in measured}
+            print(f"\nN = {n}\n{_table(measured)}", flush=True)
+            for line in _verdict(args, rows) + _metrics_cost(rows):
                 print(f"  {line}", flush=True)
     return 0
 

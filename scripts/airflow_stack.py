@@ -153,6 +153,10 @@ class AirflowStack:
     # True: airplane_default is stored in Airflow's database (listed and editable in the UI) once the
     # API server is up; False: it comes from AIRFLOW_CONN_AIRPLANE_DEFAULT, as in a deployment's secrets.
     connection_in_db: bool = False
+    # Environment every Airflow process also gets (e.g. where a test DAG records what it saw, statsd).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Environment of one component on top of that, by name (e.g. the triggerer's own statsd prefix).
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
     components: dict[str, Component] = field(default_factory=dict)
     api_port: int = 0
     emulator_url: str = ""
@@ -191,6 +195,7 @@ class AirflowStack:
                 # A killed triggerer's triggers go to the next one once its heartbeat is this old.
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                **self.extra_env,
             }
         )
         if not self.connection_in_db:
@@ -248,12 +253,13 @@ class AirflowStack:
     def airflow_components(self) -> list[tuple[str, list[str], dict[str, str]]]:
         """(name, command, extra environment) of every Airflow process, in start order."""
         port = str(self.api_port)
-        return [
-            ("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"], {}),
-            ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], {}),
-            ("dag-processor", ["airflow", "dag-processor"], {}),
-            ("triggerer", ["airflow", "triggerer", "--skip-serve-logs"], {}),
+        commands = [
+            ("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"]),
+            ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"]),
+            ("dag-processor", ["airflow", "dag-processor"]),
+            ("triggerer", ["airflow", "triggerer", "--skip-serve-logs"]),
         ]
+        return [(name, cmd, dict(self.component_env.get(name, {}))) for name, cmd in commands]
 
     def _migrate(self, timeout: float = 300.0) -> None:
         log_path = self.home / "logs" / "db-migrate.log"

@@ -1,4 +1,8 @@
-"""The "Airplane Run" button on a task, read from XCom so every try, segment and instance shows it."""
+"""The "Airplane Run" button on a task, read from XCom so every try, segment and instance shows it.
+
+Each try also records its run's URL in the task state store (Airflow 3.3+), which a retry does not clear
+as it clears XCom: that is what lets the API server show every try its own run (``links/per_try.py``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ if TYPE_CHECKING:
 
 XCOM_RUN_ID = "airplane_run_id"
 XCOM_RUN_URL = "airplane_run_url"
+# Task state store key of ``{"<try number>": run URL}``, one entry per try that knew its run.
+STATE_STORE_RUN_URLS = "airplane_run_urls"
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +34,39 @@ def push_run_xcoms(context: Context, hook: AirplaneHook, run_id: str) -> str:
     ti = context["ti"]
     ti.xcom_push(key=XCOM_RUN_ID, value=run_id)
     ti.xcom_push(key=XCOM_RUN_URL, value=run_url)
+    _record_try(context, run_url)
     return run_url
+
+
+def _record_try(context: Context, run_url: str) -> None:
+    """Keep this try's run URL where a retry leaves it (Airflow 3.3's task_state_store); best effort."""
+    store = context.get("task_state_store")
+    try_number = getattr(context["ti"], "try_number", None)
+    if store is None or not isinstance(try_number, int):
+        return
+    try:
+        urls = store.get(STATE_STORE_RUN_URLS)
+        urls = urls if isinstance(urls, dict) else {}
+        if urls.get(str(try_number)) != run_url:  # a resumed deferral or a sensor's poke wrote it already
+            store.set(STATE_STORE_RUN_URLS, {**urls, str(try_number): run_url})
+    except Exception as err:  # the XCom link still shows the latest try's run
+        log.warning("Could not record the run of try %s in the task state store: %s", try_number, err)
+
+
+def url_of_try(urls: Any, try_number: int) -> str | None:
+    """The run URL try ``try_number`` recorded; "" if it had none; None if ``urls`` cannot tell.
+
+    A try that recorded nothing while a later one did stopped before it had a run (e.g. the API refused
+    to start it), so it gets no link rather than another try's run.
+    """
+    if not isinstance(urls, dict):
+        return None
+    url = urls.get(str(try_number))
+    if isinstance(url, str) and url:
+        return url
+    if any(key.isdigit() and int(key) > try_number for key in urls):
+        return ""
+    return None
 
 
 class AirplaneRunLink(BaseOperatorLink):

@@ -52,8 +52,6 @@ class ClusterStack(AirflowStack):
     triggerers: int = 2
     workers: int = 2
     worker_concurrency: int = 10
-    # Environment every Airflow process also gets (e.g. where a test DAG records what it saw).
-    extra_env: dict[str, str] = field(default_factory=dict)
     pg_port: int = 0
     redis_port: int = 0
     pg_dir: Path | None = None

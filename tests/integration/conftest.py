@@ -16,6 +16,7 @@ from airflow_stack import AirflowStack
 from cluster_stack import METRICS, ClusterStack
 
 from airflow_provider_airplane.testing import EmulatorClient
+from tests.statsd_listener import StatsdListener
 
 HERE = Path(__file__).resolve().parent
 DAGS = HERE / "dags"
@@ -36,13 +37,26 @@ EMULATOR_TASKS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+def statsd_listener() -> Iterator[StatsdListener]:
+    """Where the stack's statsd metrics go (only the provider's ``airplane.`` lines are kept)."""
+    listener = StatsdListener(keep=".airplane.")
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(
+    tmp_path_factory: pytest.TempPathFactory, statsd_listener: StatsdListener
+) -> Iterator[AirflowStack]:
     stack = AirflowStack(
         home=tmp_path_factory.mktemp("airflow-stack"),
         dags_source=DAGS,
         api_key=API_KEY,
         emulator_tasks=EMULATOR_TASKS,
         extra_dags=(EXAMPLE_EVENT_DAG,),
+        extra_env=statsd_listener.env(),
+        # Its own prefix, so a test tells the triggerer's metrics from the workers' ("airflow.").
+        component_env={"triggerer": {"AIRFLOW__METRICS__STATSD_PREFIX": "triggerer"}},
     )
     stack.start()
     try:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,41 +19,11 @@ import pytest
 
 from airflow_provider_airplane._openlineage import PRODUCER, SCHEMA_URL
 from airflow_provider_airplane.testing import AirplaneEmulator
+from tests.statsd_listener import StatsdListener
 
 pytestmark = pytest.mark.slow
 
 DAG_ID = "test_airplane_observability"
-
-
-class StatsdListener:
-    """A UDP statsd server on 127.0.0.1 that keeps every metric line it receives."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                continue
-            self.lines.extend(data.decode().splitlines())
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-    def names(self, prefix: str = "airflow.airplane.") -> set[str]:
-        """Metric names (``name:value|type`` lines) under ``prefix``."""
-        return {line.split(":", 1)[0] for line in self.lines if line.startswith(prefix)}
 
 
 @pytest.fixture
@@ -84,9 +52,7 @@ def dag_run(
                 {"type": "file", "log_file_path": str(events_file), "append": True}
             ),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "obs_test",
-            "AIRFLOW__METRICS__STATSD_ON": "True",
-            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-            "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
+            **listener.env(),
         }
         done = subprocess.run(
             [sys.executable, "-m", "airflow", "dags", "test", DAG_ID],

@@ -1,6 +1,7 @@
 """DAGs for the integration tests: one deferred Airplane task each, against the standalone emulator.
 
-The emulator tasks they run are registered by ``tests/integration/conftest.py`` (``EMULATOR_TASKS``).
+The emulator tasks they run are registered by ``tests/integration/conftest.py`` (``EMULATOR_TASKS``), but
+``it_metrics``, which ``tests/integration/test_metrics_in_airflow.py`` registers.
 """
 
 from __future__ import annotations
@@ -38,3 +39,6 @@ deferred_triggerer_restart = _dag("it_deferred_triggerer_restart", "medium")
 deferred_execution_timeout = _dag(
     "it_deferred_execution_timeout", "endless", execution_timeout=timedelta(seconds=12)
 )
+
+# (e) a run waited for in the triggerer, whose metrics the test reads from a statsd listener.
+deferred_metrics = _dag("it_deferred_metrics", "it_metrics")
