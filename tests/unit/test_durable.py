@@ -358,7 +358,7 @@ def test_state_store_reattaches_after_the_key_expired(
     """Airflow 3.3's task_state_store remembers the run past the API's one-hour key window."""
     store = FakeStateStore()
     first = died_after_start(with_store(task_ctx(try_number=1), store), slug="forever")
-    assert store.values == {STATE_STORE_KEY: {"run_id": first, "phase": "started"}}
+    assert store.values[STATE_STORE_KEY] == {"run_id": first, "phase": "started"}
     emu.clock_offset = 2 * 3600  # the Idempotency-Key is forgotten; the run is still Active
     ctx = with_store(task_ctx(try_number=2), store)
 
