@@ -23,6 +23,7 @@ from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks._exchange import Answer
 from airflow_provider_airplane.hooks._logs import LogCursor, parse_log_page
 from airflow_provider_airplane.models import AirplaneLogPage
+from tests.log_recorder import Recorder
 
 START = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
 TIMESTAMP_FORMS: list[Callable[[datetime], str]] = [
@@ -106,20 +107,6 @@ def test_the_cursor_yields_each_line_once_in_order(lines: list[tuple[datetime, s
         assert taken == [text for _, _, text in lines[: len(taken)]]
     assert len(taken) == len(lines)
     assert cursor.take(AirplaneLogPage([], None)) == []
-
-
-class Recorder:
-    """A task log: what the reader wrote, formatted."""
-
-    def __init__(self) -> None:
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, msg: str, /, *args: Any) -> None:
-        self.infos.append(msg % args)
-
-    def warning(self, msg: str, /, *args: Any) -> None:
-        self.warnings.append(msg % args)
 
 
 class Config:

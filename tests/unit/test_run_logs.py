@@ -22,22 +22,9 @@ from airflow_provider_airplane.models import AirplaneLogLine
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
 from airflow_provider_airplane.sensors.airplane import AirplaneRunSensor
 from airflow_provider_airplane.testing import AirplaneEmulator, EmulatorClient
+from tests.log_recorder import Recorder
 
 GET_LOGS = "/v0/runs/getLogs"
-
-
-class Recorder:
-    """A logger that keeps what it was told, formatted."""
-
-    def __init__(self) -> None:
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, msg: str, /, *args: Any) -> None:
-        self.infos.append(msg % args)
-
-    def warning(self, msg: str, /, *args: Any) -> None:
-        self.warnings.append(msg % args)
 
 
 @pytest.fixture

@@ -13,22 +13,11 @@ from airflow_provider_airplane.hooks.airplane import AirplaneHook
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
 from airflow_provider_airplane.sensors.airplane import AirplaneRunSensor
 from airflow_provider_airplane.testing import AirplaneEmulator
+from tests.log_recorder import Recorder
 
 GET_LOGS = "/v0/runs/getLogs"
 LINES = 20_000
 PAGE = 100  # the emulator's page size
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, msg: str, /, *args: Any) -> None:
-        self.infos.append(msg % args)
-
-    def warning(self, msg: str, /, *args: Any) -> None:
-        self.warnings.append(msg % args)
 
 
 def ended_run(emu: AirplaneEmulator, slug: str, **task: Any) -> str:
