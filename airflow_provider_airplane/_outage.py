@@ -36,8 +36,9 @@ def is_transient(error: BaseException) -> bool:
     not the API's JSON (a proxy's page, a body cut short). A 4xx will not get better by waiting."""
     if isinstance(error, AirplaneApiError):
         status = error.status_code
-        server_error = 500 <= status <= 599 and status != 501
-        return status is None or status == 429 or 200 <= status < 300 or server_error
+        if status is None:
+            return True
+        return status == 429 or 200 <= status < 300 or (500 <= status <= 599 and status != 501)
     return isinstance(error, TimeoutError | OSError)
 
 
