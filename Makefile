@@ -9,7 +9,7 @@ CONSTRAINTS := $(wildcard requirements/constraints-$(AIRFLOW_VERSION).txt)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs bench-metrics dist check-dist up docs
+.PHONY: venv demo test test-fast test-hostile test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs bench-metrics dist check-dist up docs
 
 venv: $(VENV)/.installed
 
@@ -24,9 +24,9 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/demo.py
 
-# PostgreSQL 15 and Redis (cluster suite), Chromium (browser test) from Debian's packages, only what is
-# missing; root installs them, anyone else is told to run `sudo make test-deps` (scripts/ensure-test-deps.sh).
-# TEST_DEPS=cluster or browser limits it to one part.
+# PostgreSQL 15 and Redis (cluster suite), Chromium (browser test), Node.js and npm (Node SDK test) from
+# Debian's packages, only what is missing; root installs them, anyone else is told to run
+# `sudo make test-deps` (scripts/ensure-test-deps.sh). TEST_DEPS=cluster, browser or node limits it.
 TEST_DEPS ?=
 test-deps:
 	scripts/ensure-test-deps.sh $(TEST_DEPS)
@@ -37,6 +37,11 @@ test: test-deps venv
 
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Only the hostile suite: user scenarios against realistic emulators whose clocks are 30 s off (HOSTILE_SEED=N
+# replays a seed); `make test` runs it too.
+test-hostile: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m hostile $(PYTEST_ARGS)
 
 # Only the production-shaped stack (PostgreSQL, Redis, CeleryExecutor, 2 workers, 2 triggerers); `make test`
 # runs it too.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Python and PyPI, from Debian's packages: PostgreSQL 15 and Redis for the
-# cluster suite, Chromium (with fonts to render pages) for the browser test. Installs only what is
-# missing, as root (`apt-get update` only then); as any other user, stops at once naming the command.
+# cluster suite, Chromium (with fonts to render pages) for the browser test, Node.js and npm for the test
+# of Airplane's Node SDK against the emulator (its npm packages then come from the npm registry).
+# Installs only what is missing, as root (`apt-get update` only then); as any other user, stops at once
+# naming the command.
 #
-#   scripts/ensure-test-deps.sh [--check] [cluster] [browser]
+#   scripts/ensure-test-deps.sh [--check] [cluster] [browser] [node]
 #
-# Parts default to both. --check installs nothing: it fails naming what is missing (the test session's
+# Parts default to all three. --check installs nothing: it fails naming what is missing (the test session's
 # collection hook runs it so, for the parts its collected tests need).
 set -euo pipefail
 
@@ -14,11 +16,11 @@ parts=()
 for arg in "$@"; do
   case $arg in
     --check) check=true ;;
-    cluster | browser) parts+=("$arg") ;;
-    *) echo "usage: $0 [--check] [cluster] [browser]" >&2; exit 2 ;;
+    cluster | browser | node) parts+=("$arg") ;;
+    *) echo "usage: $0 [--check] [cluster] [browser] [node]" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(cluster browser)
+[ ${#parts[@]} -gt 0 ] || parts=(cluster browser node)
 
 # tests/integration/cluster_stack.py runs /usr/lib/postgresql/15/bin; tests/browser/conftest.py runs
 # $CHROMIUM (default /usr/bin/chromium).
@@ -32,6 +34,10 @@ for part in "${parts[@]}"; do
     browser)
       [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
       [ -d /usr/share/fonts/truetype/liberation ] || missing+=(fonts-liberation)
+      ;;
+    node)
+      command -v node >/dev/null 2>&1 || missing+=(nodejs)
+      command -v npm >/dev/null 2>&1 || missing+=(npm)
       ;;
   esac
 done

@@ -41,7 +41,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 from airflow_provider_airplane.testing import AirplaneEmulator  # noqa: E402
 
 # Markers of tests that need Debian packages (scripts/ensure-test-deps.sh checks and installs them).
-SYSTEM_PACKAGE_MARKERS = ("cluster", "browser")
+SYSTEM_PACKAGE_MARKERS = ("cluster", "browser", "node")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

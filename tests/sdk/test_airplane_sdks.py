@@ -122,8 +122,8 @@ def test_python_sdk_sees_a_failed_run_with_its_error(emulator_url: str, client: 
 def node_project() -> Path:
     """``node/`` with its locked dependencies installed; ``npm ci`` runs only when the lock changed."""
     node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed for the Node SDK test (Node 18+ on PATH)")
+    if node is None or npm is None:  # the collection hook has checked; only a changed PATH gets here
+        pytest.fail("node and npm are needed for the Node SDK test: run make test-deps")
     lock = NODE_PROJECT / "package-lock.json"
     marker = NODE_PROJECT / "node_modules" / ".emulator-test-lock.sha256"
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
@@ -146,6 +146,7 @@ def node_sdk(project: Path, url: str, slug: str, params: dict[str, Any]) -> tupl
     return run_json([node, "execute.js", slug, json.dumps(params)], env, project)
 
 
+@pytest.mark.node
 def test_node_sdk_executes_waits_and_reads_output(
     node_project: Path, emulator_url: str, client: EmulatorClient
 ) -> None:
@@ -169,6 +170,7 @@ def test_node_sdk_executes_waits_and_reads_output(
     assert all(entry["headers"]["X-Airplane-API-Key"] == "***" for entry in log)
 
 
+@pytest.mark.node
 def test_node_sdk_sees_a_failed_run_with_its_error(node_project: Path, emulator_url: str) -> None:
     code, run = node_sdk(node_project, emulator_url, "broken", {})
     assert code == 3

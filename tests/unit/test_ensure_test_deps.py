@@ -76,3 +76,19 @@ def test_only_the_parts_asked_for_are_checked(run_script: RunScript) -> None:
     assert "chromium" not in done.stderr
     assert done.returncode == (0 if Path("/usr/lib/postgresql/15/bin/initdb").exists() else 1)
     assert apt == []
+
+
+def test_node_part_installs_node_and_npm_when_missing(run_script: RunScript) -> None:
+    done, apt = run_script("node", uid=0)
+
+    assert done.returncode == 0, done.stderr
+    assert apt[1].split()[-2:] == ["nodejs", "npm"]
+
+
+def test_check_names_the_missing_node_for_the_node_sdk_test(run_script: RunScript) -> None:
+    done, apt = run_script("--check", "node", uid=0)
+
+    assert done.returncode == 1
+    assert "nodejs npm" in done.stderr
+    assert "make test-deps" in done.stderr
+    assert apt == []
