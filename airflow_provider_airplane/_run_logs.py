@@ -4,8 +4,10 @@ A reader follows one run: on each poll while the run is in progress it reads pag
 than the longest seen (the page size is unknown; a short page means it caught up, and chasing a run that
 is still writing would cost a request per new line) or ``FOLLOW_MAX_PAGES`` were read. Once the run has
 ended (or a deferred task resumes) it reads every remaining page, until an answer holds no new line. Each line
-is written once, in order, as ``[airplane] <text>`` (a line that reaches the API only after a later one was
-written in an earlier poll is written when it comes). The last lines are kept for a failed run's error.
+is written once, in order, as ``[airplane] <text>``. A log pipeline may show a line only after later ones
+(another API server, a late batch), so while the run goes on a line waits ``LOG_SETTLE`` seconds after it
+was read, and is written with every earlier line read meanwhile, and only after a poll that read to the
+log's current end. The last lines are kept for a failed run's error.
 
 Past ``max_lines`` nothing more is written, so the reader stops after ``PAST_LIMIT_PAGES`` more pages (a
 run just over the limit still gets an exact count and its real last lines) instead of paging through the
@@ -19,8 +21,10 @@ tries again from the same token. Each read gives up after ``max_wait`` seconds (
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from airflow_provider_airplane.exceptions import AirplaneError, AirplaneNotFoundError
 from airflow_provider_airplane.hooks._logs import LogCursor
@@ -35,6 +39,12 @@ TAIL_LINES = 20  # a failed run's last lines that go into the exception text
 DEFAULT_LOG_MAX_LINES = 10_000
 FOLLOW_MAX_PAGES = 50
 PAST_LIMIT_PAGES = 10
+# Seconds a line read while the run goes on waits before it is written: longer than the API takes to show
+# a line late, so an earlier line that shows up meanwhile is written in its place, not after it.
+LOG_SETTLE = 5.0
+# How a read of pages ended: an answer with no new line, a page shorter than the longest (caught up while
+# the run writes on), FOLLOW_MAX_PAGES read, or an error.
+ReadEnd = Literal["end", "short", "more", "failed"]
 
 
 class RunLogReader:
@@ -50,6 +60,7 @@ class RunLogReader:
         max_wait: float,
         max_lines: int = DEFAULT_LOG_MAX_LINES,
         echo: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hook = hook
         self.run_id = run_id
@@ -58,7 +69,10 @@ class RunLogReader:
         self.max_wait = max_wait
         self.max_lines = max_lines
         self.echo = echo
+        self.clock = clock
         self.cursor = LogCursor()
+        # Lines read but not written yet, with the moment each was read (``clock``).
+        self.pending: list[tuple[AirplaneLogLine, float]] = []
         self.longest_page = 0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.taken = 0  # lines read, written or not
@@ -71,14 +85,20 @@ class RunLogReader:
         self.complete = False
 
     def follow(self) -> None:
-        """The new lines: called on each poll while the run is in progress."""
-        self._read(max_pages=FOLLOW_MAX_PAGES, stop_short=True)
+        """The new lines: called on each poll while the run is in progress. Writes the lines read at least
+        ``LOG_SETTLE`` seconds ago (and every earlier line), once this poll has read to the log's end: a
+        line still missing then was not readable yet, and may come before them."""
+        end = self._read(max_pages=FOLLOW_MAX_PAGES, stop_short=True)
+        if end in ("end", "short"):
+            self._write_settled(self.clock() - LOG_SETTLE)
 
     def drain(self) -> None:
         """Every page not read yet: called once the run has ended. Says what was left out, once."""
         if self.complete:
             return
-        if not self._read(max_pages=None) and self.available:
+        end = self._read(max_pages=None)
+        self._write_settled(None)
+        if end != "end" and self.available:
             self.log.warning(
                 "The rest of Airplane run %s's log could not be read; it is at %s", self.run_id, self.run_url
             )
@@ -96,24 +116,38 @@ class RunLogReader:
             )
         self.complete = True
 
-    def _read(self, *, max_pages: int | None, stop_short: bool = False) -> bool:
-        """Read up to ``max_pages`` pages and write their new lines; True once an answer held no new line
-        (caught up). ``stop_short``: also stop after a page shorter than the longest one seen.
-
-        The lines are written together once the reading stops, sorted: pages come in the order lines became
-        readable, which is not the order the run wrote them when a line reaches the API late.
-        """
+    def _read(self, *, max_pages: int | None, stop_short: bool = False) -> ReadEnd:
+        """Read up to ``max_pages`` pages into ``pending``. ``stop_short``: also stop after a page shorter
+        than the longest one seen."""
         fresh: list[AirplaneLogLine] = []
-        caught_up = self._read_pages(fresh, max_pages=max_pages, stop_short=stop_short)
-        self._write(sorted(fresh, key=lambda line: line.key))
-        return caught_up
+        end = self._read_pages(fresh, max_pages=max_pages, stop_short=stop_short)
+        now = self.clock()
+        self.pending += [(line, now) for line in fresh]
+        return end
 
-    def _read_pages(self, fresh: list[AirplaneLogLine], *, max_pages: int | None, stop_short: bool) -> bool:
+    def _write_settled(self, read_before: float | None) -> None:
+        """Write, in the order the run wrote them, the pending lines read before ``read_before`` and every
+        pending line that comes before one of those (None: every pending line). Pages come in the order
+        lines became readable, which is not the order the run wrote them when a line reaches the API late.
+        """
+        settled = [
+            line.key for line, read_at in self.pending if read_before is None or read_at <= read_before
+        ]
+        if not settled:
+            return
+        last = max(settled)
+        ready = sorted((line for line, _ in self.pending if line.key <= last), key=lambda line: line.key)
+        self.pending = [(line, read_at) for line, read_at in self.pending if line.key > last]
+        self._write(ready)
+
+    def _read_pages(
+        self, fresh: list[AirplaneLogLine], *, max_pages: int | None, stop_short: bool
+    ) -> ReadEnd:
         pages = 0
         while self.available and (max_pages is None or pages < max_pages):
             if self.pages_past_limit >= PAST_LIMIT_PAGES:
                 self.cut_short = True  # nothing more is wanted from this log
-                return True
+                return "end"
             try:
                 page = self.hook.get_run_logs(
                     self.run_id, prev_token=self.cursor.prev_token, max_wait=self.max_wait
@@ -127,10 +161,10 @@ class RunLogReader:
                     err.message,
                     self.run_url,
                 )
-                return False
+                return "failed"
             except AirplaneError as err:
                 self.log.warning("Could not read Airplane run %s's log this time: %s", self.run_id, err)
-                return False
+                return "failed"
             if self.taken >= self.max_lines:
                 self.pages_past_limit += 1
             new = self.cursor.take(page)
@@ -138,11 +172,11 @@ class RunLogReader:
             fresh += new
             pages += 1
             if not new:
-                return True
+                return "end"
             if stop_short and len(page.lines) < self.longest_page:
-                return False
+                return "short"
             self.longest_page = max(self.longest_page, len(page.lines))
-        return False
+        return "more" if self.available else "failed"
 
     def _write(self, lines: list[AirplaneLogLine]) -> None:
         scrub = self.hook.config.scrub  # a run may print anything; the provider's own key is never echoed

@@ -13,12 +13,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_airplane._run_logs import MARK, RunLogReader
+from airflow_provider_airplane._run_logs import LOG_SETTLE, MARK, RunLogReader
 from airflow_provider_airplane.exceptions import AirplaneApiError
 from airflow_provider_airplane.hooks._exchange import Answer
 from airflow_provider_airplane.hooks._logs import LogCursor, parse_log_page
@@ -236,4 +236,78 @@ def test_late_line_on_the_next_page_regression() -> None:
     log = Recorder()
     hook: Any = FixedPages([([second], "1"), ([first], "2")])
     RunLogReader(hook, "run1", log=log, run_url="https://app/runs/run1", max_wait=1.0).drain()
+    assert log.infos == [f"{MARK} line 0", f"{MARK} line 1"]
+
+
+@dataclass
+class TimedLogServer:
+    """``runs/getLogs`` over a log whose lines become readable late: line i is written at ``written[i]`` and
+    readable ``delay[i]`` seconds later; a page holds the readable lines in the order they became readable
+    (the token is a position in that order) and has a fixed size, as a real server's does."""
+
+    written: list[float]
+    delay: list[float]
+    page_size: int
+    now: float = 0.0
+
+    def visible(self) -> list[int]:
+        readable = [i for i in range(len(self.written)) if self.written[i] + self.delay[i] <= self.now]
+        return sorted(readable, key=lambda i: (self.written[i] + self.delay[i], i))
+
+    def get_run_logs(self, run_id: str, *, prev_token: str | None, max_wait: float) -> AirplaneLogPage:
+        start = int(prev_token or 0)
+        chosen = self.visible()[start : start + self.page_size]
+        moment = START.timestamp()
+        items = [
+            {"timestamp": datetime.fromtimestamp(moment + self.written[i], UTC).isoformat(),
+             "insertID": f"{i:06d}", "text": f"line {i}"}
+            for i in chosen
+        ]  # fmt: skip
+        token = str(start + len(chosen)) if chosen else None
+        return parse_log_page(Answer.of(200, {}, json.dumps({"logs": items, "prev_token": token}).encode()))
+
+    config = Config()
+
+
+@given(
+    gaps=st.lists(st.floats(0.0, 3.0), max_size=40),
+    data=st.data(),
+    page_size=st.integers(1, 8),
+)
+def test_a_following_task_writes_lines_in_order_when_they_show_up_late(
+    gaps: list[float], data: Any, page_size: int
+) -> None:
+    """A line the API shows up to ``LOG_SETTLE`` seconds after the run wrote it (after later lines) is still
+    written in its place: a task that follows its run (polls at any interval) and drains the log once the
+    run has ended writes every line once, in the order the run wrote it."""
+    written = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    delay = data.draw(st.lists(st.floats(0.0, LOG_SETTLE), min_size=len(gaps), max_size=len(gaps)))
+    server = TimedLogServer(written, delay, page_size)
+    log = Recorder()
+    reader = RunLogReader(
+        cast(Any, server), "run1", log=log, run_url="https://app/runs/run1", max_wait=1.0,
+        clock=lambda: server.now,
+    )  # fmt: skip
+    for interval in data.draw(st.lists(st.floats(0.1, 12.0), max_size=20), label="poll intervals"):
+        server.now += interval
+        reader.follow()
+    server.now = max((w + d for w, d in zip(written, delay, strict=True)), default=0.0) + 0.1  # it ended
+    reader.drain()
+    assert [info.removeprefix(f"{MARK} ") for info in log.infos] == [f"line {i}" for i in range(len(gaps))]
+
+
+def test_late_line_while_following_regression() -> None:
+    """Found by the hostile suite (seed 825774, streamed task, 120 lines): line 116 became readable after
+    line 117 had been read by a poll, and the task log had 117 before 116. Now 117 waits LOG_SETTLE."""
+    server = TimedLogServer(written=[0.0, 1.0], delay=[1.4, 0.0], page_size=100)
+    log = Recorder()
+    reader = RunLogReader(
+        cast(Any, server), "run1", log=log, run_url="https://app/runs/run1", max_wait=1.0,
+        clock=lambda: server.now,
+    )  # fmt: skip
+    server.now = 1.2  # line 1 is readable, line 0 not yet
+    reader.follow()
+    assert log.infos == []
+    server.now = 1.2 + LOG_SETTLE
+    reader.follow()
     assert log.infos == [f"{MARK} line 0", f"{MARK} line 1"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_airplane._run_logs import RunLogReader
+from airflow_provider_airplane._run_logs import LOG_SETTLE, RunLogReader
 from airflow_provider_airplane.exceptions import (
     AirplaneNotFoundError,
     AirplaneRateLimitedError,
@@ -151,15 +151,19 @@ def test_reader_catches_up_on_each_poll_then_drains_once(
     hook: AirplaneHook, airplane_conn: AirplaneEmulator
 ) -> None:
     run_id = finished_run(hook, airplane_conn)
-    follower, log = reader(hook, run_id)
+    now = [0.0]
+    follower, log = reader(hook, run_id, clock=lambda: now[0])
     follower.follow()  # 100, 100, then 50 lines: a short page says it caught up
-    assert len(log.infos) == 250
     assert airplane_conn.request_counts()[GET_LOGS] == 3
+    assert log.infos == []  # read just now: they wait LOG_SETTLE for lines the API shows late
+    now[0] += LOG_SETTLE
+    follower.follow()  # an answer without lines: caught up, and the lines have settled
+    assert len(log.infos) == 250
     follower.drain()  # the one more read after the end: an answer without lines
     follower.drain()  # a second drain reads nothing
     assert numbers([text.removeprefix("[airplane] ") for text in log.infos]) == list(range(1, 251))
     assert all(text.startswith("[airplane] ") for text in log.infos)
-    assert airplane_conn.request_counts()[GET_LOGS] == 4
+    assert airplane_conn.request_counts()[GET_LOGS] == 5
     assert not log.warnings
     assert numbers(list(follower.tail)) == list(range(231, 251))
 
