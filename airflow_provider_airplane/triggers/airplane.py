@@ -392,8 +392,8 @@ class AirplaneRunEventTrigger(BaseEventTrigger):
         """List every run of the environment that changed since the last look, once per interval."""
         trigger = cls(**kwargs)
         log = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
-        env = trigger.env_slug or "the connection's environment"
-        subject = f"environment {env} (shared by the Airplane event watchers)"
+        env = f"environment {trigger.env_slug}" if trigger.env_slug else "the connection's environment"
+        subject = f"{env} of {trigger.airplane_conn_id} (shared by the Airplane event watchers)"
         outage = Outage(log, f"the runs of {subject}", trigger.max_outage, promise=OUTAGE_PROMISE)
         errors = ErrorLog(log, subject, outage)
         # From Airplane's clock at the first look, one more OVERLAP back: watchers that started with the
