@@ -121,7 +121,15 @@ def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStac
     link = page.get_by_role("link", name="Airplane Run")
     link.wait_for()
     assert link.get_attribute("href") == expected
-    page.screenshot(path=screenshots / "task-run-link.png")
+    # The task's panel, from its name to a few rows below the link: legible at the docs' page width.
+    heading, button = page.get_by_role("heading", name=TASK_ID).first.bounding_box(), link.bounding_box()
+    panel = page.get_by_text("Extra Links", exact=True).bounding_box()
+    left, top = panel["x"] - 16, heading["y"] - 16
+    bottom = button["y"] + button["height"] + 165
+    page.screenshot(
+        path=screenshots / "task-run-link.png",
+        clip={"x": left, "y": top, "width": page.viewport_size["width"] - left, "height": bottom - top},
+    )
 
     # The emulator's run page (GET /runs/<id>): follow the link as a person would, where it exists.
     if requests.get(expected, timeout=10).status_code != 200:
@@ -132,4 +140,5 @@ def test_finished_run_links_to_its_airplane_run(page: Any, ui_stack: AirflowStac
     run_page.wait_for_load_state()
     assert run_page.url == expected
     assert run_id in run_page.content()
-    run_page.screenshot(path=screenshots / "emulator-run-page.png")
+    run_page.set_viewport_size({"width": 820, "height": 600})  # the page's text at the docs' width
+    run_page.screenshot(path=screenshots / "emulator-run-page.png", full_page=True)
