@@ -157,6 +157,8 @@ class AirflowStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Environment of one component on top of that, by name (e.g. the triggerer's own statsd prefix).
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # More flags of the standalone emulator (e.g. ``("--realistic", "--seed", "7")``).
+    emulator_args: tuple[str, ...] = ()
     components: dict[str, Component] = field(default_factory=dict)
     api_port: int = 0
     emulator_url: str = ""
@@ -282,15 +284,20 @@ class AirflowStack:
         cmd = [
             sys.executable, "-m", "airflow_provider_airplane.testing",
             "--host", "127.0.0.1", "--port", "0", "--api-key", self.api_key, "--tasks", str(tasks_file),
+            *self.emulator_args,
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         log_path = self.home / "logs" / "emulator.log"
         self.components["emulator"] = Component("emulator", proc, log_path, None)
         assert proc.stdout is not None
-        first = proc.stdout.readline().decode().strip()
-        if not first.startswith("http"):
-            raise RuntimeError(f"emulator did not print its URL: {first!r} {proc.stdout.read(4000)!r}")
-        self.emulator_url = first
+        # Its URL on stdout; a hostile setting first prints its seed on stderr (merged into the same pipe).
+        before: list[str] = []
+        while not (line := proc.stdout.readline().decode().strip()).startswith("http"):
+            before.append(line)
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"emulator exited before printing its URL: {before!r}")
+        self.emulator_url = line
+        log_path.write_text("".join(f"{text}\n" for text in before))
         # Keep draining its output so a full pipe never blocks it.
         threading.Thread(target=_copy_stream, args=(proc.stdout, log_path), daemon=True).start()
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from airflow_stack import AirflowStack
 from cluster_stack import METRICS, ClusterStack
+from hostile_report import SUMMARY
 
 from airflow_provider_airplane.testing import EmulatorClient
 from tests.statsd_listener import StatsdListener
@@ -100,10 +101,13 @@ def cluster_emulator(cluster_stack: ClusterStack) -> EmulatorClient:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not METRICS:
-        return
     from airflow import __version__
 
-    terminalreporter.section(f"cluster stack metrics (Airflow {__version__})")
-    for name, value in METRICS.items():
-        terminalreporter.write_line(f"CLUSTER {name}: {value}")
+    if SUMMARY:
+        terminalreporter.section(f"hostile suite (Airflow {__version__})")
+        for name, value in SUMMARY.items():
+            terminalreporter.write_line(f"HOSTILE {name}: {value}")
+    if METRICS:
+        terminalreporter.section(f"cluster stack metrics (Airflow {__version__})")
+        for name, value in METRICS.items():
+            terminalreporter.write_line(f"CLUSTER {name}: {value}")
