@@ -7,7 +7,11 @@ ended (or a deferred task resumes) it reads every remaining page, until an answe
 is written once, in order, as ``[airplane] <text>``. A log pipeline may show a line only after later ones
 (another API server, a late batch), so while the run goes on a line waits ``LOG_SETTLE`` seconds after it
 was read, and is written with every earlier line read meanwhile, and only after a poll that read to the
-log's current end. The last lines are kept for a failed run's error.
+log's current end. For the same reason, when the API answers the read after the run's end less than
+``LOG_SETTLE`` seconds after the run ended (by the server's clock: its ``Date`` and the run's timestamps), the
+reader waits out the rest and reads once more. A task that stops before its run ends (a timeout, a kill,
+an outage past ``max_outage``) writes the lines it has read (``flush``). The last lines are kept for a failed
+run's error.
 
 Past ``max_lines`` nothing more is written, so the reader stops after ``PAST_LIMIT_PAGES`` more pages (a
 run just over the limit still gets an exact count and its real last lines) instead of paging through the
@@ -61,6 +65,7 @@ class RunLogReader:
         max_lines: int = DEFAULT_LOG_MAX_LINES,
         echo: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.hook = hook
         self.run_id = run_id
@@ -70,6 +75,8 @@ class RunLogReader:
         self.max_lines = max_lines
         self.echo = echo
         self.clock = clock
+        self.sleep = sleep
+        self.server_time: float | None = None  # the Date of the latest answer (epoch seconds)
         self.cursor = LogCursor()
         # Lines read but not written yet, with the moment each was read (``clock``).
         self.pending: list[tuple[AirplaneLogLine, float]] = []
@@ -92,11 +99,18 @@ class RunLogReader:
         if end in ("end", "short"):
             self._write_settled(self.clock() - LOG_SETTLE)
 
-    def drain(self) -> None:
-        """Every page not read yet: called once the run has ended. Says what was left out, once."""
+    def drain(self, ended_at: float | None = None) -> None:
+        """Every page not read yet: called once the run has ended (``ended_at``: when, in epoch seconds of
+        the server's clock). Says what was left out, once."""
         if self.complete:
             return
         end = self._read(max_pages=None)
+        if end == "end" and ended_at is not None and self.server_time is not None:
+            # The Date has whole seconds (rounded down): one more second covers it.
+            wait = min(LOG_SETTLE, ended_at + LOG_SETTLE + 1.0 - self.server_time)
+            if wait > 0:
+                self.sleep(wait)  # lines the API shows late: the run's last ones, often its error
+                end = self._read(max_pages=None)
         self._write_settled(None)
         if end != "end" and self.available:
             self.log.warning(
@@ -115,6 +129,10 @@ class RunLogReader:
                 self.run_url,
             )
         self.complete = True
+
+    def flush(self) -> None:
+        """Write every line read so far: the task stops before its run ended (a timeout, a kill)."""
+        self._write_settled(None)
 
     def _read(self, *, max_pages: int | None, stop_short: bool = False) -> ReadEnd:
         """Read up to ``max_pages`` pages into ``pending``. ``stop_short``: also stop after a page shorter
@@ -167,6 +185,7 @@ class RunLogReader:
                 return "failed"
             if self.taken >= self.max_lines:
                 self.pages_past_limit += 1
+            self.server_time = page.server_time or self.server_time
             new = self.cursor.take(page)
             self.taken += len(new)
             fresh += new

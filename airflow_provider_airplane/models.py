@@ -157,6 +157,8 @@ class AirplaneLogPage:
 
     lines: list[AirplaneLogLine]
     prev_token: str | None
+    # The answer's ``Date`` (epoch seconds, the server's clock), None without one.
+    server_time: float | None = None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=pendulum.UTC)

@@ -9,8 +9,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -25,6 +24,7 @@ from airflow_provider_airplane.hooks._exchange import (
     Operation,
     RetryPolicy,
     json_object,
+    server_time,
     snippet,
 )
 from airflow_provider_airplane.hooks._logs import check_level, parse_log_page
@@ -94,12 +94,9 @@ class RunsSnapshot:
 
 
 def _server_time(answer: Answer) -> datetime | None:
-    """The answer's ``Date`` header (RFC 9110 IMF-fixdate, one-second resolution), if readable."""
-    try:
-        moment = parsedate_to_datetime(answer.headers.get("date", ""))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo is not None else None
+    """The answer's ``Date`` header (RFC 9110 HTTP-date, one-second resolution), if readable."""
+    moment = server_time(answer)
+    return None if moment is None else datetime.fromtimestamp(moment, UTC)
 
 
 def _parse_snapshot(answer: Answer) -> RunsSnapshot:

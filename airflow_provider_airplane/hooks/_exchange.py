@@ -144,8 +144,14 @@ def retry_after_seconds(answer: Answer, *, now: float | None = None) -> float | 
         log.debug("Ignoring Retry-After %r: neither seconds nor an HTTP-date", value)
         return None
     if now is None:
-        now = _http_date(answer.headers.get("date", ""))
+        now = server_time(answer)
     return max(0.0, moment - (time.time() if now is None else now))
+
+
+def server_time(answer: Answer) -> float | None:
+    """Epoch seconds of the answer's ``Date`` header: the server's clock, to whole seconds; None if absent or
+    unreadable."""
+    return _http_date(answer.headers.get("date", ""))
 
 
 def _http_date(value: str) -> float | None:

@@ -17,7 +17,7 @@ The sync and async hooks both drive :class:`LogCursor`, so they follow tokens an
 from __future__ import annotations
 
 from airflow_provider_airplane._validation import text_or_none
-from airflow_provider_airplane.hooks._exchange import Answer, json_object, snippet
+from airflow_provider_airplane.hooks._exchange import Answer, json_object, server_time, snippet
 from airflow_provider_airplane.models import AirplaneLogLine, AirplaneLogPage
 
 LOG_LEVELS = ("info", "debug")
@@ -33,7 +33,7 @@ def parse_log_page(answer: Answer) -> AirplaneLogPage:
         raise ValueError(f"'logs' is not a list of log lines: {snippet(answer.body)!r}")
     lines = [AirplaneLogLine.from_api(item) for item in items if isinstance(item, dict)]
     token = next((t for key in _TOKEN_KEYS if (t := text_or_none(body.get(key)))), None)
-    return AirplaneLogPage(sorted(lines, key=lambda line: line.key), token)
+    return AirplaneLogPage(sorted(lines, key=lambda line: line.key), token, server_time(answer))
 
 
 class LogCursor:

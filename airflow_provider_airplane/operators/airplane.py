@@ -375,7 +375,7 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         reader = self._log_reader(hook, run.id, run_url)
         if reader is None:
             return []
-        reader.drain()
+        reader.drain(run.last_change if run.is_terminal else None)
         return list(reader.tail)
 
     def _finish(self, hook: AirplaneHook, run: AirplaneRun, run_url: str) -> Any:
@@ -420,6 +420,8 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
         """The one decision on what a failure after the run exists does to it: cancel it (with
         ``cancel_on_kill``), except after an API outage longer than ``max_outage``, when its state is
         unknown and it is kept for a retry to re-attach to."""
+        if self._run_log is not None:
+            self._run_log.flush()  # where the run had got to: what a person reads first
         if self._run_id is None or self._run_released:
             return
         if isinstance(err, AirplaneOutageError):
@@ -468,6 +470,8 @@ class AirplaneExecuteTaskOperator(AirplaneLineageMixin, BaseOperator):
 
     def on_kill(self) -> None:
         """SIGTERM (marked failed, cleared) or ``execution_timeout``: cancel the run this task started."""
+        if self._run_log is not None:
+            self._run_log.flush()
         self._cancel_quietly("the task was killed")
 
     def _task_reference(self) -> tuple[str | None, str | None]:

@@ -176,6 +176,6 @@ class AirplaneRunSensor(AirplaneLineageMixin, BaseSensorOperator):
             reader = RunLogReader(
                 hook, run.id, log=self.log, run_url=run_url, max_wait=max(self.poke_interval, 1.0), echo=False
             )
-            reader.drain()
+            reader.drain(run.last_change)
             tail = list(reader.tail)
         raise_for_run(hook, run, run_url=run_url, log_tail=tail)
