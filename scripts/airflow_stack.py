@@ -469,19 +469,31 @@ class AirflowStack:
         """What a user does with "Mark failed/success" in the UI."""
         self.api("PATCH", self._ti_path(dag_id, dag_run_id, task_id), json={"new_state": state})
 
-    def xcom(self, dag_id: str, dag_run_id: str, task_id: str, key: str = "return_value") -> Any:
-        """The XCom value, or None while there is none."""
-        path = f"/api/v2{self._ti_path(dag_id, dag_run_id, task_id)}/xcomEntries/{key}"
-        response = requests.get(
-            f"{self.base_url}{path}",
-            params={"deserialize": "true"},
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=30,
-        )
+    def read(self, path: str, **params: Any) -> Any:
+        """A REST API read (``/api/v2`` + path) that rides out the API server's transient 500s (SQLite busy
+        on a loaded machine); None for a 404 (e.g. no XCom yet, no queued events)."""
+        for _ in range(10):
+            response = requests.get(
+                f"{self.base_url}/api/v2{path}",
+                params=params,
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=30,
+            )
+            if response.status_code < 500:
+                break
+            time.sleep(1)
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return response.json()["value"]
+        return response.json()
+
+    def xcom(
+        self, dag_id: str, dag_run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        """The XCom value (of one mapped task instance with ``map_index``), or None while there is none."""
+        path = f"{self._ti_path(dag_id, dag_run_id, task_id)}/xcomEntries/{key}"
+        body = self.read(path, deserialize="true", map_index=map_index)
+        return None if body is None else body["value"]
 
 
 def _copy_stream(stream: IO[bytes], path: Path) -> None:

@@ -51,28 +51,10 @@ def wait_ended(emulator: EmulatorClient, run_ids: list[str]) -> None:
     wait_until(probe, timeout=30, what=f"runs {run_ids} finished")
 
 
-def get(stack: AirflowStack, path: str, **params: Any) -> Any:
-    """A REST API read that rides out the API server's transient 500s (SQLite busy on a loaded box)."""
-    for _ in range(5):
-        response = requests.get(
-            f"{stack.base_url}/api/v2{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {stack.token()}"},
-            timeout=30,
-        )
-        if response.status_code < 500:
-            break
-        time.sleep(1)
-    if response.status_code == 404:  # e.g. no queued events
-        return None
-    response.raise_for_status()
-    return response.json()
-
-
 def asset_events(stack: AirflowStack) -> list[dict[str, Any]]:
-    assets = get(stack, "/assets", name_pattern=ASSET)["assets"]
+    assets = stack.read("/assets", name_pattern=ASSET)["assets"]
     (asset_id,) = [asset["id"] for asset in assets if asset["name"] == ASSET]
-    body = get(stack, "/assets/events", asset_id=asset_id, limit=100)
+    body = stack.read("/assets/events", asset_id=asset_id, limit=100)
     events: list[dict[str, Any]] = body["asset_events"]
     return events
 
@@ -136,7 +118,7 @@ def assert_exactly_once(stack: AirflowStack, run_ids: list[str]) -> None:
     assert {run_id: in_events[run_id] for run_id in run_ids} == dict.fromkeys(run_ids, 1)
     assert {run_id: in_dag_runs[run_id] for run_id in run_ids} == dict.fromkeys(run_ids, 1)
     assert [run["state"] for run in dag_runs(stack, DAG_ID) if run["state"] != "success"] == []
-    queued = get(stack, f"/dags/{DAG_ID}/assets/queuedEvents") or {}
+    queued = stack.read(f"/dags/{DAG_ID}/assets/queuedEvents") or {}
     assert queued.get("queued_events", []) == []
 
 
@@ -226,7 +208,7 @@ def test_example_dag_reports_params_and_outputs(
             for dag_run in dag_runs(stack, EXAMPLE_DAG):
                 if dag_run["state"] != "success":
                     continue
-                value = mapped_xcom(stack, EXAMPLE_DAG, dag_run["dag_run_id"], "report", 0)
+                value = stack.xcom(EXAMPLE_DAG, dag_run["dag_run_id"], "report", map_index=0)
                 if value and value["run_id"] in started:
                     return dict(value)
             time.sleep(1)
@@ -235,17 +217,3 @@ def test_example_dag_reports_params_and_outputs(
     value = wait_until(reported, timeout=240, interval=0.1, what="the example DAG's report")
     assert value["param_values"] == {"segment": "smb"}
     assert value["outputs"] == {"rows": 3, "table": "customers"}
-
-
-def mapped_xcom(stack: AirflowStack, dag_id: str, dag_run_id: str, task_id: str, map_index: int) -> Any:
-    quoted = requests.utils.quote(dag_run_id, safe="")
-    response = requests.get(
-        f"{stack.base_url}/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/xcomEntries/return_value",
-        params={"map_index": map_index, "deserialize": "true"},
-        headers={"Authorization": f"Bearer {stack.token()}"},
-        timeout=30,
-    )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    return response.json()["value"]

@@ -118,27 +118,9 @@ def wait_status(hostile: Hostile, run_ids: list[str], statuses: set[str], timeou
     wait_until(probe, timeout=timeout, what=f"runs {run_ids} {sorted(statuses)}")
 
 
-def get(stack: AirflowStack, path: str, **params: Any) -> Any:
-    """A REST API read that rides out the API server's transient 500s (SQLite busy on a loaded box)."""
-    for _ in range(10):
-        response = requests.get(
-            f"{stack.base_url}/api/v2{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {stack.token()}"},
-            timeout=30,
-        )
-        if response.status_code < 500:
-            break
-        time.sleep(1)
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    return response.json()
-
-
 def task_instances(stack: AirflowStack, dag_id: str, dag_run_id: str) -> list[dict[str, Any]]:
     quoted = requests.utils.quote(dag_run_id, safe="")
-    body = get(stack, f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances", limit=200)
+    body = stack.read(f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances", limit=200)
     tis: list[dict[str, Any]] = body["task_instances"]
     return tis
 
@@ -162,17 +144,6 @@ def assert_all_succeeded(hostile: Hostile, dag_id: str, tis: list[dict[str, Any]
         f"{ti['task_id']}[{ti['map_index']}] {ti['state']}:\n{logs[id(ti)][-3000:]}" for ti in failed[:3]
     )
     assert not failed, f"seed {hostile.seed}: {len(failed)} task instances did not succeed\n{detail}"
-
-
-def xcom(stack: AirflowStack, dag_id: str, dag_run_id: str, task_id: str, map_index: int = -1) -> Any:
-    quoted = requests.utils.quote(dag_run_id, safe="")
-    body = get(
-        stack,
-        f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/xcomEntries/return_value",
-        map_index=map_index,
-        deserialize="true",
-    )
-    return None if body is None else body["value"]
 
 
 def task_log(stack: AirflowStack, dag_id: str, task_id: str, map_index: int | None = None) -> str:
@@ -253,8 +224,8 @@ def launch(hostile: Hostile) -> None:
 
 
 def asset_events(stack: AirflowStack, name: str) -> list[dict[str, Any]]:
-    (asset,) = [a for a in get(stack, "/assets", name_pattern=name)["assets"] if a["name"] == name]
-    body = get(stack, "/assets/events", asset_id=asset["id"], limit=1000)
+    (asset,) = [a for a in stack.read("/assets", name_pattern=name)["assets"] if a["name"] == name]
+    body = stack.read("/assets/events", asset_id=asset["id"], limit=1000)
     events: list[dict[str, Any]] = body["asset_events"]
     return events
 
@@ -276,7 +247,7 @@ def seen_by_dag_runs(stack: AirflowStack, name: str) -> collections.Counter[str]
     seen: collections.Counter[str] = collections.Counter()
     for dag_run in stack.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000})["dag_runs"]:
         if dag_run["state"] == "success":
-            seen.update(xcom(stack, dag_id, dag_run["dag_run_id"], "seen") or [])
+            seen.update(stack.xcom(dag_id, dag_run["dag_run_id"], "seen") or [])
     return seen
 
 
@@ -304,7 +275,7 @@ def carried_by(stack: AirflowStack, name: str, run_id: str) -> set[str]:
     """The other runs that the DAG run which saw ``run_id`` saw: events Airflow had left for a later one."""
     dag_id = f"{name}_consumer"
     for dag_run in stack.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000})["dag_runs"]:
-        seen = set(xcom(stack, dag_id, dag_run["dag_run_id"], "seen") or [])
+        seen = set(stack.xcom(dag_id, dag_run["dag_run_id"], "seen") or [])
         if run_id in seen:
             return seen - {run_id}
     return set()
@@ -432,7 +403,7 @@ def test_mapped_execute_tasks_return_their_own_outputs_one_run_each(hostile: Hos
     for ti in tis:
         prefix = "hostile_w" if ti["task_id"] == "worker" else "hostile_d"
         slug = f"{prefix}{ti['map_index']}"
-        value = xcom(hostile.stack, dag_id, hostile.dag_runs[dag_id], ti["task_id"], ti["map_index"])
+        value = hostile.stack.xcom(dag_id, hostile.dag_runs[dag_id], ti["task_id"], map_index=ti["map_index"])
         assert value == {"slug": slug, "index": ti["map_index"]}, (hostile.seed, ti["task_id"], value)
         assert runs_by_slug[slug] == 1, f"seed {hostile.seed}: {runs_by_slug[slug]} runs of {slug}"
     statuses = {
@@ -465,8 +436,8 @@ def test_outputs_and_cancel_operators_act_on_their_runs_only(hostile: Hostile) -
     assert_all_succeeded(hostile, dag_id, tis)
     dag_run_id = hostile.dag_runs[dag_id]
     for conn in CONNS:
-        assert xcom(hostile.stack, dag_id, dag_run_id, f"outputs_{conn}") == {"rows": 11, "table": "orders"}
-        assert xcom(hostile.stack, dag_id, dag_run_id, f"cancel_{conn}") == "Cancelled"
+        assert hostile.stack.xcom(dag_id, dag_run_id, f"outputs_{conn}") == {"rows": 11, "table": "orders"}
+        assert hostile.stack.xcom(dag_id, dag_run_id, f"cancel_{conn}") == "Cancelled"
 
 
 def test_run_logs_are_printed_once_and_in_order(hostile: Hostile) -> None:
