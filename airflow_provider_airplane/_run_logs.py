@@ -7,11 +7,11 @@ ended (or a deferred task resumes) it reads every remaining page, until an answe
 is written once, in order, as ``[airplane] <text>``. A log pipeline may show a line only after later ones
 (another API server, a late batch), so while the run goes on a line waits ``LOG_SETTLE`` seconds after it
 was read, and is written with every earlier line read meanwhile, and only after a poll that read to the
-log's current end. For the same reason, when the API answers the read after the run's end less than
-``LOG_SETTLE`` seconds after the run ended (by the server's clock: its ``Date`` and the run's timestamps), the
-reader waits out the rest and reads once more. A task that stops before its run ends (a timeout, a kill,
-an outage past ``max_outage``) writes the lines it has read (``flush``). The last lines are kept for a failed
-run's error.
+log's current end. For the same reason, when the API answers the read after the end of a run that
+wrote lines less than ``LOG_SETTLE`` seconds after the run ended (by the server's clock: its ``Date`` and
+the run's timestamps), the reader waits out the rest and reads once more. A task that stops before its run
+ends (a timeout, a kill, an outage past ``max_outage``) writes the lines it has read (``flush``). The last
+lines are kept for a failed run's error.
 
 Past ``max_lines`` nothing more is written, so the reader stops after ``PAST_LIMIT_PAGES`` more pages (a
 run just over the limit still gets an exact count and its real last lines) instead of paging through the
@@ -105,7 +105,8 @@ class RunLogReader:
         if self.complete:
             return
         end = self._read(max_pages=None)
-        if end == "end" and ended_at is not None and self.server_time is not None:
+        # Only a run that writes lines can have some shown late: one with none costs no wait.
+        if end == "end" and self.taken and ended_at is not None and self.server_time is not None:
             # The Date has whole seconds (rounded down): one more second covers it.
             wait = min(LOG_SETTLE, ended_at + LOG_SETTLE + 1.0 - self.server_time)
             if wait > 0:
