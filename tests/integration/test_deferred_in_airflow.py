@@ -48,6 +48,15 @@ def start_deferred(stack: AirflowStack, emulator: EmulatorClient, dag_id: str) -
     """
     dag_run_id = stack.trigger_dag(dag_id)
     stack.wait_for_ti_state(dag_id, dag_run_id, TASK, ["deferred"], timeout=90)
+    # Airflow's own race: a trigger that fires before the scheduler has taken the deferring process's
+    # executor event gets its resumed task failed ("finished with state success, but the task instance's
+    # state attribute is queued"); seen once on a loaded machine, with the scheduler 5.6 s behind.
+    event = f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{dag_id}'"
+    wait_until(
+        lambda: True if event in stack.components["scheduler"].log_text() else None,
+        timeout=60,
+        what="the scheduler taking the deferral's executor event",
+    )
     run_id: str = wait_until(
         lambda: stack.xcom(dag_id, dag_run_id, TASK, "airplane_run_id"), timeout=10, what="run id XCom"
     )
