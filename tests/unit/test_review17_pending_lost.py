@@ -17,8 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowTaskTimeout
 from airflow.sdk.execution_time.timeout import timeout
+
+try:
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowTaskTimeout  # type: ignore[no-redef]
 
 from airflow_provider_airplane.exceptions import AirplaneOutageError
 from airflow_provider_airplane.operators.airplane import AirplaneExecuteTaskOperator
