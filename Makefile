@@ -8,6 +8,7 @@ LOCK := requirements/airflow-$(AIRFLOW_VERSION).txt
 CONSTRAINTS := $(wildcard requirements/constraints-$(AIRFLOW_VERSION).txt)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test test-fast test-hostile test-cluster test-deps lint format lock clean bench-watch bench-hook bench-import bench-events bench-logs bench-metrics dist check-dist up docs
 
@@ -32,8 +33,10 @@ test-deps:
 	scripts/ensure-test-deps.sh $(TEST_DEPS)
 
 # test-deps first: a user who cannot install learns it before the venv is built.
+# The tests that start no Airflow stack run on TEST_WORKERS processes, then the integration tests alone
+# (scripts/run_tests.py); TEST_WORKERS=1 runs the first on one too.
 test: test-deps venv
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" TEST_WORKERS=$(TEST_WORKERS) $(BIN)/python scripts/run_tests.py $(PYTEST_ARGS)
 
 test-fast: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -45,6 +45,26 @@ from airflow_provider_airplane.testing import AirplaneEmulator  # noqa: E402
 SYSTEM_PACKAGE_MARKERS = ("cluster", "browser", "node")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=("parallel", "alone"),
+        help="only the tests that start no Airflow stack (parallel) or only those that do (alone, the "
+        "'integration' marker); scripts/run_tests.py runs the first on several processes, then the second",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    phase = config.getoption("--phase")
+    if phase is None:
+        return
+    alone = phase == "alone"
+    kept = [i for i in items if (i.get_closest_marker("integration") is not None) == alone]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Stop before the first test when a collected test needs a Debian package that is missing.
 
