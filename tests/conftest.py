@@ -143,9 +143,10 @@ def airflow_db() -> None:
 def _reuse_in_process_execution_api() -> None:
     """Build ``dag.test()``'s in-process Execution API once per session, as Airflow 3.3 does.
 
-    Airflow 3.1 and 3.2 build a new one (a Cadwyn app, about 6.5 s of CPU on 3.1.8) for every task instance,
-    which made their test runs a third longer than 3.3's. This is apache/airflow#65235's one-line change
-    (``functools.lru_cache`` on ``in_process_api_server``); a no-op where Airflow already has it.
+    Airflow 3.1 and 3.2 build a new one (a Cadwyn app, about 6.5 s of CPU on 3.1.8) for every task instance.
+    This is the cache of apache/airflow#65235 (``functools.lru_cache`` on ``in_process_api_server``), a no-op
+    where Airflow has it. Not its other half: a trigger run in-process keeps the last task's DAG-bag
+    override, a ``DBDagBag`` over the same database, where 3.3 drops it.
     """
     from airflow.sdk.execution_time import supervisor
 

@@ -31,4 +31,5 @@ def test_max_wait_bounds_a_log_read_retries_included(airplane_conn: AirplaneEmul
         took = time.monotonic() - started
     timeout = float(re.search(r"no answer within ([\d.]+)s", str(info.value)).group(1))  # type: ignore[union-attr]
     assert timeout < 0.5, "the retry was given more than what was left of max_wait"
-    assert took <= 1.1, f"the read took {took:.2f} s, max_wait was 1.0 s"
+    # 1.0 s expected, 1.6 s with the bug; the slack is for a CPU shared with another test process.
+    assert took <= 1.4, f"the read took {took:.2f} s, max_wait was 1.0 s"
