@@ -58,10 +58,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     phase = config.getoption("--phase")
     if phase is None:
         return
-    alone = phase == "alone"
-    kept = [i for i in items if (i.get_closest_marker("integration") is not None) == alone]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        starts_a_stack = item.get_closest_marker("integration") is not None
+        (kept if starts_a_stack == (phase == "alone") else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
 
